@@ -1,0 +1,1 @@
+"""Pure domain: models, arXiv ids, taxonomy, ranking and selection. No I/O here."""

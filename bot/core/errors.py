@@ -1,0 +1,97 @@
+"""The one hierarchy of domain errors.
+
+Every error a user can cause or an external service can produce is one of these, so the CLI and
+the Discord error handler can turn it into one clear line instead of a traceback::
+
+    HotPapersError
+    ├── UserFacingError            message is safe to show to a user as-is
+    │   ├── InvalidArxivIdError    not an arXiv id or URL
+    │   ├── UnknownCategoryError   not in the arXiv taxonomy (carries suggestions)
+    │   ├── InvalidDateError       not a YYYY-MM-DD date / bad window
+    │   ├── PaperNotFoundError     arXiv has no such paper
+    │   └── PermissionDeniedError  the member may not do this
+    ├── ConfigError                unreadable or invalid configuration (names the key)
+    ├── StorageError               the database failed or is at an unknown schema
+    └── SourceError                an external service failed (after retries)
+        ├── SourceUnavailableError timeouts, 5xx, 429 beyond the retry budget
+        ├── MalformedResponseError the answer could not be parsed
+        └── ArxivApiError          arXiv answered with an error entry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class HotPapersError(Exception):
+    """Base of every error hotpapers raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UserFacingError(HotPapersError):
+    """An error whose message is written for the user and safe to show verbatim."""
+
+
+class InvalidArxivIdError(UserFacingError):
+    """The text is not an arXiv identifier or an arXiv URL."""
+
+
+class UnknownCategoryError(UserFacingError):
+    """The category is not in the arXiv taxonomy."""
+
+    def __init__(self, category: str, suggestions: Sequence[str] = ()) -> None:
+        self.category = category
+        self.suggestions = tuple(suggestions)
+        hint = (
+            f" Did you mean {', '.join(f'`{s}`' for s in self.suggestions)}?" if suggestions else ""
+        )
+        super().__init__(f"Unknown arXiv category `{category}`.{hint}")
+
+
+class InvalidDateError(UserFacingError):
+    """A date or time window that cannot be used."""
+
+
+class PaperNotFoundError(UserFacingError):
+    """arXiv has no paper with this identifier."""
+
+
+class PermissionDeniedError(UserFacingError):
+    """The member lacks the permission a command needs."""
+
+
+class ConfigError(HotPapersError):
+    """The configuration cannot be read or holds an invalid value."""
+
+
+class StorageError(HotPapersError):
+    """The database failed or is not at a known schema."""
+
+
+class SourceError(HotPapersError):
+    """An external service failed after the retry budget was spent."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"{source}: {message}")
+
+
+class SourceUnavailableError(SourceError):
+    """Timeouts, 5xx or 429 answers outlasted the retries."""
+
+
+class MalformedResponseError(SourceError):
+    """The service answered with something that could not be parsed."""
+
+
+class ArxivApiError(SourceError):
+    """arXiv answered with an error entry instead of papers."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("arxiv", message)

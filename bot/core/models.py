@@ -1,0 +1,172 @@
+"""Domain models shared by every layer: papers, mentions, windows, ranked papers and digests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+UTC = dt.UTC
+
+
+class Metric(StrEnum):
+    """A popularity count a source reports for one post."""
+
+    REPOSTS = "reposts"  # X retweets, Bluesky reposts
+    LIKES = "likes"  # X likes ("favorites" in the seed's format), Bluesky likes
+    REPLIES = "replies"
+    QUOTES = "quotes"
+    POINTS = "points"  # Hacker News points
+    COMMENTS = "comments"  # Hacker News / Hugging Face comments
+    UPVOTES = "upvotes"  # Hugging Face upvotes
+
+
+class AnnounceType(StrEnum):
+    """How a paper appears in a day's arXiv RSS feed."""
+
+    NEW = "new"
+    CROSS = "cross"
+    REPLACE = "replace"
+    REPLACE_CROSS = "replace-cross"
+    ABSONLY = "absonly"
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """An arXiv paper's metadata. ``arxiv_id`` is normalised and carries no version."""
+
+    arxiv_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    primary_category: str
+    categories: tuple[str, ...]  # every category, primary first
+    published: dt.datetime
+    updated: dt.datetime
+    version: int | None = None
+    comment: str | None = None
+    journal_ref: str | None = None
+    doi: str | None = None
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}"
+
+    @property
+    def html_url(self) -> str:
+        return f"https://arxiv.org/html/{self.arxiv_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """One item of a day's arXiv RSS feed for a category."""
+
+    arxiv_id: str
+    version: int | None
+    announce_type: AnnounceType
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    announced: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A social post that links one or more arXiv papers, with its metrics as fetched."""
+
+    source: str  # "x", "hackernews", "huggingface", ...
+    post_id: str
+    url: str
+    author: str  # handle / username
+    text: str
+    created_at: dt.datetime
+    arxiv_ids: tuple[str, ...]
+    metrics: Mapping[str, int] = field(default_factory=dict)
+    author_name: str | None = None
+    lang: str | None = None
+
+    def metric(self, name: str) -> int:
+        return int(self.metrics.get(name, 0) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open UTC time window ``[start, end)``."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("Window bounds must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError("Window end must be after its start")
+
+    @classmethod
+    def for_day(cls, day: dt.date) -> Window:
+        """The UTC day ``[D, D+1)``."""
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return cls(start, start + dt.timedelta(days=1))
+
+    @classmethod
+    def last(cls, days: float, now: dt.datetime) -> Window:
+        return cls(now - dt.timedelta(days=days), now)
+
+    def __contains__(self, moment: object) -> bool:
+        return isinstance(moment, dt.datetime) and self.start <= moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """What one popularity source produced for one window."""
+
+    source: str
+    mentions: tuple[Mention, ...] = ()
+    requests: int = 0
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPost:
+    """A mention with its weighted score, as shown under a paper."""
+
+    mention: Mention
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPaper:
+    """A paper in a ranking: its score, per-source metric totals and its best posts."""
+
+    paper: Paper
+    score: float
+    by_source: Mapping[str, Mapping[str, int]]  # source -> metric -> summed count
+    top_posts: tuple[ScoredPost, ...]
+    as_of: dt.datetime | None = None  # when the newest metrics behind the score were fetched
+
+    def total(self, metric: str) -> int:
+        return sum(int(m.get(metric, 0)) for m in self.by_source.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The ranked papers of one window, ready to render."""
+
+    day: dt.date
+    window: Window
+    categories: tuple[str, ...]  # empty = every category
+    papers: tuple[RankedPaper, ...]
+    generated_at: dt.datetime
+    threshold: float
+    failed_sources: Mapping[str, str] = field(default_factory=dict)

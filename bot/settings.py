@@ -1,0 +1,279 @@
+"""Settings: TOML file + ``HOTPAPERS_<SECTION>__<KEY>`` environment overrides → frozen, typed.
+
+Where the file comes from: ``--config PATH``, else ``$HOTPAPERS_CONFIG``, else ``./config.toml``
+when present, else the defaults alone. Secrets are never read from the file: they come only from
+the environment (``DISCORD_TOKEN``, ``X_BEARER_TOKEN``, ``HF_TOKEN``) and are held as
+``SecretStr`` so they never show up in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bot.core.errors import ConfigError
+
+ENV_PREFIX = "HOTPAPERS_"
+CONFIG_ENV = "HOTPAPERS_CONFIG"
+DEFAULT_CONFIG_FILE = Path("config.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///hotpapers.db"
+    echo: bool = False
+
+
+class HttpSettings(_Section):
+    timeout_seconds: float = Field(30.0, gt=0)
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    retries: int = Field(4, ge=0, le=10)  # attempts after the first
+    backoff_initial_seconds: float = Field(1.0, ge=0)
+    backoff_max_seconds: float = Field(60.0, ge=0)  # also caps how long a Retry-After is honoured
+    user_agent: str = "hotpapers/0.1 (+https://github.com/hotpapers/hotpapers)"
+
+
+class ArxivSettings(_Section):
+    api_url: str = "https://export.arxiv.org/api/query"
+    rss_url: str = "https://rss.arxiv.org/rss"
+    min_interval_seconds: float = Field(3.0, ge=0)  # arXiv's terms: one request every 3 s
+    batch_size: int = Field(100, ge=1, le=100)
+
+
+class XSettings(_Section):
+    enabled: bool = False
+    api_url: str = "https://api.x.com/2"
+    query: str = 'url:"arxiv.org" -is:retweet'
+    max_results: int = Field(100, ge=10, le=100)
+    max_pages: int = Field(50, ge=1)
+    search_days: int = Field(7, ge=1)  # how far back recent search reaches
+
+
+class HackerNewsSettings(_Section):
+    enabled: bool = True
+    api_url: str = "https://hn.algolia.com/api/v1"
+    hits_per_page: int = Field(100, ge=1, le=1000)
+    max_pages: int = Field(10, ge=1)
+    min_points: int = Field(0, ge=0)
+
+
+class HuggingFaceSettings(_Section):
+    enabled: bool = True
+    api_url: str = "https://huggingface.co/api"
+    limit: int = Field(100, ge=1, le=100)
+    max_pages: int = Field(5, ge=1)
+
+
+class SourcesSettings(_Section):
+    x: XSettings = XSettings()
+    hackernews: HackerNewsSettings = HackerNewsSettings()
+    huggingface: HuggingFaceSettings = HuggingFaceSettings()
+
+
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    # The seed's score: reposts + likes on X.
+    "x": {"reposts": 1.0, "likes": 1.0},
+    "bluesky": {"reposts": 1.0, "likes": 1.0},
+    # One HN point is one person's vote, the same as a like.
+    "hackernews": {"points": 1.0},
+    # HF upvotes are scarcer than likes: a paper with 25 upvotes is a hot paper that day.
+    "huggingface": {"upvotes": 2.0},
+}
+
+
+class RankingSettings(_Section):
+    threshold: float = Field(50, ge=0)
+    post_threshold: float = Field(25, ge=0)
+    max_posts: int = Field(10, ge=1, le=50)
+    top_n: int = Field(20, ge=1, le=200)
+    weights: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+
+    @field_validator("weights")
+    @classmethod
+    def _merge_default_weights(
+        cls, value: dict[str, dict[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        merged = {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()}
+        for source, weights in value.items():
+            merged[source] = dict(weights)
+        return merged
+
+
+class DiscordSettings(_Section):
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg"
+    dev_guild_id: int | None = None
+    application_id: int | None = None
+
+
+class DigestSettings(_Section):
+    default_time: str = "09:00"
+    default_timezone: str = "UTC"
+    default_style: Literal["thread", "channel", "compact"] = "thread"
+    repost_cooldown_days: int = Field(7, ge=0)
+    grace_hours: float = Field(6.0, ge=0)
+
+
+class SchedulerSettings(_Section):
+    ingest_interval_minutes: int = Field(60, ge=1)
+    ingest_lookback_hours: float = Field(48.0, gt=0)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Secrets(BaseModel):
+    """Credentials, read only from the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    discord_token: SecretStr | None = None
+    x_bearer_token: SecretStr | None = None
+    hf_token: SecretStr | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> SecretStr | None:
+            value = env.get(name, "").strip()
+            return SecretStr(value) if value else None
+
+        return cls(
+            discord_token=get("DISCORD_TOKEN"),
+            x_bearer_token=get("X_BEARER_TOKEN"),
+            hf_token=get("HF_TOKEN"),
+        )
+
+
+class Settings(BaseSettings):
+    """Every setting of hotpapers. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    arxiv: ArxivSettings = ArxivSettings()
+    sources: SourcesSettings = SourcesSettings()
+    ranking: RankingSettings = RankingSettings()
+    discord: DiscordSettings = DiscordSettings()
+    digest: DigestSettings = DigestSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    secrets: Secrets = Field(default_factory=Secrets, exclude=True)
+    config_path: Path | None = Field(default=None, exclude=True)
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """Serves the already-parsed TOML document with the lowest priority."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def resolve_config_path(
+    explicit: str | Path | None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """``--config`` wins, then ``$HOTPAPERS_CONFIG``, then ``./config.toml`` if it exists."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    for secret_key in ("secrets", "token", "discord_token", "x_bearer_token"):
+        if secret_key in data:
+            raise ConfigError(
+                f"config file {path}: `{secret_key}` does not belong in a file; "
+                "secrets come only from the environment (DISCORD_TOKEN, X_BEARER_TOKEN, HF_TOKEN)"
+            )
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"]) or "(root)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting `{key}`"
+    value = err.get("input")
+    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return f"setting `{key}`: {err['msg']}{shown}"
+
+
+def load_settings(
+    config: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load settings; a bad file or value raises :class:`ConfigError` naming the key.
+
+    ``HOTPAPERS_*`` overrides are read from the process environment; ``environ`` only replaces
+    where the config path and the secrets are looked up (tests use it).
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = resolve_config_path(config, env)
+    data = _read_toml(path) if path else {}
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _DictSource(settings_cls, data))
+
+    try:
+        loaded = _Loaded(**overrides, secrets=Secrets.from_environ(env), config_path=path)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"{_describe(exc)}{where}") from None
+    return Settings.model_validate(
+        loaded.model_dump() | {"secrets": loaded.secrets, "config_path": path}
+    )

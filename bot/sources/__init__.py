@@ -1,0 +1,1 @@
+"""aiohttp clients of the external services: arXiv and the popularity sources."""

@@ -1,0 +1,185 @@
+"""One HTTP layer for every client: shared session, timeouts, bounded retries, Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import json
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
+from bot.core.errors import MalformedResponseError, SourceUnavailableError
+from bot.settings import HttpSettings
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RetryableStatusError(Exception):
+    """A status worth another try (429, 5xx); carries the server's Retry-After if any."""
+
+    def __init__(self, status: int, retry_after: float | None, url: str) -> None:
+        super().__init__(f"HTTP {status} from {url}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A fully read response: status, headers and body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def json(self, source: str) -> Any:
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            snippet = self.body[:80].decode("utf-8", "replace")
+            raise MalformedResponseError(source, f"answer is not JSON: {snippet!r}") from None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def make_session(settings: HttpSettings) -> aiohttp.ClientSession:
+    """The one session every client shares: timeouts and a User-Agent naming the bot."""
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeout_seconds, sock_connect=settings.connect_timeout_seconds
+    )
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        headers={"User-Agent": settings.user_agent},
+        raise_for_status=False,
+    )
+
+
+class HttpClient:
+    """GETs with bounded, jittered retries on timeouts, connection errors, 429 and 5xx.
+
+    ``sleep`` is injectable so that tests run the real retry loop without waiting.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: HttpSettings,
+        *,
+        source: str,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.source = source
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self.requests = 0
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        cap = self.settings.backoff_max_seconds
+        if isinstance(exc, RetryableStatusError) and exc.retry_after is not None:
+            return min(exc.retry_after, cap)
+        base = self.settings.backoff_initial_seconds * 2 ** (state.attempt_number - 1)
+        return min(cap, base) * (0.5 + random.random() / 2)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s: %s; retry %d/%d in %.1fs",
+            self.source,
+            exc or "error",
+            state.attempt_number,
+            self.settings.retries,
+            wait,
+        )
+
+    async def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok_statuses: frozenset[int] = frozenset({200}),
+    ) -> Response:
+        """GET ``url``; statuses in ``ok_statuses`` are returned, retryable ones retried."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(
+                (RetryableStatusError, aiohttp.ClientConnectionError, TimeoutError)
+            ),
+            before_sleep=self._before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(url, params, headers, ok_statuses)
+        except RetryableStatusError as exc:
+            raise SourceUnavailableError(
+                self.source, f"HTTP {exc.status} after {self.settings.retries + 1} attempts"
+            ) from None
+        except TimeoutError:
+            raise SourceUnavailableError(
+                self.source, f"timed out after {self.settings.retries + 1} attempts"
+            ) from None
+        except aiohttp.ClientConnectionError as exc:
+            raise SourceUnavailableError(
+                self.source, f"connection failed after {self.settings.retries + 1} attempts: {exc}"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        ok_statuses: frozenset[int],
+    ) -> Response:
+        self.requests += 1
+        async with self.session.get(url, params=params, headers=headers) as resp:
+            body = await resp.read()
+            if resp.status in ok_statuses:
+                return Response(resp.status, dict(resp.headers), body, str(resp.url))
+            if resp.status in RETRY_STATUSES:
+                raise RetryableStatusError(
+                    resp.status, parse_retry_after(resp.headers.get("Retry-After")), str(resp.url)
+                )
+            detail = body[:120].decode("utf-8", "replace").strip()
+            raise SourceUnavailableError(
+                self.source, f"HTTP {resp.status} from {resp.url.host}: {detail}"
+            )
