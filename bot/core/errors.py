@@ -12,6 +12,10 @@ the Discord error handler can turn it into one clear line instead of a traceback
     │   └── PermissionDeniedError  the member may not do this
     ├── ConfigError                unreadable or invalid configuration (names the key)
     ├── StorageError               the database failed or is at an unknown schema
+    ├── DeliveryError              posting to Discord failed
+    │   ├── ChannelGoneError       the channel was deleted (404): pause that guild
+    │   ├── MissingPermissionsError the bot may not post there (403)
+    │   └── DeliveryUnavailableError Discord kept failing (5xx): retry later
     └── SourceError                an external service failed (after retries)
         ├── SourceUnavailableError timeouts, 5xx, 429 beyond the retry budget
         ├── MalformedResponseError the answer could not be parsed
@@ -95,3 +99,23 @@ class ArxivApiError(SourceError):
 
     def __init__(self, message: str) -> None:
         super().__init__("arxiv", message)
+
+
+class DeliveryError(HotPapersError):
+    """Posting to a Discord channel failed."""
+
+
+class ChannelGoneError(DeliveryError):
+    """The digest channel no longer exists (HTTP 404): the guild's digest is paused."""
+
+
+class MissingPermissionsError(DeliveryError):
+    """The bot lacks permissions in the channel (HTTP 403)."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class DeliveryUnavailableError(DeliveryError):
+    """Discord kept failing (5xx, timeouts) after retries: try again later."""

@@ -1,0 +1,289 @@
+"""The ``hotpapers`` command line: fetch, digest, paper, db, demo, run, sync, invite."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+import textwrap
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from bot import __version__
+from bot.core.errors import (
+    ConfigError,
+    HotPapersError,
+    InvalidDateError,
+    SourceError,
+    StorageError,
+    UserFacingError,
+)
+from bot.core.models import Paper, Window
+from bot.core.taxonomy import validate_category
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+
+def parse_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidDateError(
+            f"`{text}` is not a date; expected YYYY-MM-DD, e.g. 2020-12-22"
+        ) from None
+
+
+def parse_moment(text: str) -> dt.datetime:
+    """An ISO date or date-time; naive values are UTC."""
+    value = text.strip()
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidDateError(
+            f"`{text}` is not an ISO date or time; expected e.g. 2020-12-22 or 2020-12-22T06:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def parse_categories(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(dict.fromkeys(validate_category(c) for c in text.split(",") if c.strip()))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hotpapers",
+        description="The day's hottest arXiv papers, ranked by social attention.",
+    )
+    parser.add_argument("--version", action="version", version=f"hotpapers {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="TOML settings file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    fetch = sub.add_parser("fetch", help="collect mentions, resolve papers on arXiv, store them")
+    fetch.add_argument("--since", help="window start (ISO date/time, UTC if no offset)")
+    fetch.add_argument("--until", help="window end (default: now)")
+
+    digest = sub.add_parser("digest", help="print the Hot Papers post of a UTC day")
+    digest.add_argument("--date", required=True, help="the UTC day, YYYY-MM-DD")
+    digest.add_argument("--categories", help="comma-separated, e.g. cs.LG,cs.CV or an archive: cs")
+    digest.add_argument("--top", type=_positive_int, help="at most N papers")
+    digest.add_argument("--threshold", type=_non_negative_float, help="minimum score")
+    digest.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    digest.add_argument("--fetch", action="store_true", help="fetch that day first")
+
+    paper = sub.add_parser("paper", help="show a paper by arXiv id, URL or title words")
+    paper.add_argument("query", nargs="+")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_sub.required = True
+    db_sub.add_parser("upgrade", help="apply migrations up to the newest schema")
+
+    demo = sub.add_parser("demo", help="the real pipeline, offline, on the reference day's data")
+    demo.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+    sub.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    sync = sub.add_parser("sync", help="publish the slash commands to Discord")
+    sync.add_argument("--guild", type=int, help="sync to one guild only (instant)")
+    sub.add_parser("invite", help="print the URL that adds the bot to a server")
+    return parser
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def format_paper(paper: Paper) -> str:
+    lines = [
+        f"{paper.title}",
+        f"  {paper.abs_url}  (pdf: {paper.pdf_url})",
+        f"  {', '.join(paper.authors)}",
+        f"  {' | '.join(paper.categories)} — published {paper.published:%Y-%m-%d}"
+        + (f", updated {paper.updated:%Y-%m-%d}" if paper.updated != paper.published else ""),
+    ]
+    if paper.journal_ref:
+        lines.append(f"  {paper.journal_ref}")
+    if paper.doi:
+        lines.append(f"  doi: {paper.doi}")
+    lines.append("")
+    lines.extend(
+        textwrap.wrap(paper.abstract, width=100, initial_indent="  ", subsequent_indent="  ")
+    )
+    return "\n".join(lines)
+
+
+def print_report(report: Any) -> None:
+    _say(f"window {report.window.start.isoformat()} → {report.window.end.isoformat()}")
+    _say(f"{'source':<12} {'mentions':>8} {'papers':>7} {'requests':>8}  status")
+    for s in report.sources:
+        status = "ok" if s.ok else f"FAILED: {s.error}"
+        _say(f"{s.source:<12} {s.mentions:>8} {s.papers:>7} {s.requests:>8}  {status}")
+    arxiv = "ok" if report.arxiv_error is None else f"FAILED: {report.arxiv_error}"
+    _say(f"{'arxiv':<12} {'':>8} {report.resolved:>7} {'':>8}  {arxiv}")
+    if report.missing:
+        _say(f"unknown to arXiv: {', '.join(report.missing)}")
+    if not report.sources:
+        _say("no popularity source is enabled (see README: Sources)")
+
+
+async def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runtime import open_runtime, utc_now
+
+    until = parse_moment(args.until) if args.until else utc_now()
+    since = (
+        parse_moment(args.since)
+        if args.since
+        else until - dt.timedelta(hours=settings.scheduler.ingest_lookback_hours)
+    )
+    if since >= until:
+        raise InvalidDateError(
+            f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
+        )
+    async with open_runtime(settings) as rt:
+        report = await rt.ingest.run(Window(since, until), progress=_say)
+    print_report(report)
+    collected = any(s.ok for s in report.sources)
+    return EXIT_OK if collected or not report.sources else EXIT_FAILURE
+
+
+async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.render.json import render_json
+    from bot.render.markdown import render_markdown
+    from bot.runtime import open_runtime
+
+    day = parse_day(args.date)
+    categories = parse_categories(args.categories)
+    async with open_runtime(settings) as rt:
+        if args.fetch:
+            report = await rt.ingest.run(Window.for_day(day), progress=_say)
+            print_report(report)
+        digest = await rt.digests.for_day(
+            day, categories=categories, threshold=args.threshold, top_n=args.top
+        )
+    for name, error in digest.failed_sources.items():
+        _say(f"warning: the last {name} fetch failed ({error}); the ranking may be incomplete")
+    if not digest.papers:
+        _say(f"no paper scored {digest.threshold:g} or more on {day.isoformat()}")
+    render = render_json if args.format == "json" else render_markdown
+    sys.stdout.write(render(digest))
+    return EXIT_OK
+
+
+async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runtime import open_runtime
+
+    async with open_runtime(settings) as rt:
+        result = await rt.paper_lookup.lookup(" ".join(args.query))
+    origin = "stored" if result.origin == "stored" else "fetched from arXiv"
+    _say(f"{len(result.papers)} paper(s), {origin}")
+    print("\n\n".join(format_paper(p) for p in result.papers))
+    return EXIT_OK
+
+
+async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.storage.engine import Database
+
+    db = await Database.open(settings.database.url, migrate=True)
+    try:
+        revision = await db.current_revision()
+    finally:
+        await db.close()
+    print(f"database at revision {revision}")
+    return EXIT_OK
+
+
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.fakes.demo import run_demo
+
+    sys.stdout.write(await run_demo(settings, output=args.format, progress=_say))
+    return EXIT_OK
+
+
+def _discord_command(
+    name: str,
+) -> Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]:
+    async def run(settings: Settings, args: argparse.Namespace) -> int:
+        from bot import launcher
+
+        return await getattr(launcher, f"cmd_{name}")(settings, args)
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "fetch": cmd_fetch,
+    "digest": cmd_digest,
+    "paper": cmd_paper,
+    "db": cmd_db,
+    "demo": cmd_demo,
+    "run": _discord_command("run"),
+    "sync": _discord_command("sync"),
+    "invite": _discord_command("invite"),
+}
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hotpapers`` and ``python -m bot``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging("DEBUG" if args.verbose else settings.logging.level)
+        return asyncio.run(COMMANDS[args.command](settings, args))
+    except (UserFacingError, ConfigError) as exc:
+        print(f"hotpapers: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SourceError, StorageError, HotPapersError) as exc:
+        print(f"hotpapers: error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("hotpapers: interrupted", file=sys.stderr)
+        return 130

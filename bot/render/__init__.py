@@ -1,0 +1,1 @@
+"""Pure renderers: a digest → the seed's markdown post, or JSON."""

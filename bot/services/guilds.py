@@ -1,0 +1,103 @@
+"""Per-server settings: channel, time, time zone, categories, style, pause — validated."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from bot.core.errors import UserFacingError
+from bot.core.schedule import next_post_time, parse_post_time, validate_timezone
+from bot.core.taxonomy import validate_category
+from bot.storage.guilds import GuildConfig, GuildRepository
+
+Clock = Callable[[], dt.datetime]
+STYLES = ("thread", "channel", "compact")
+EMPTY_DAY = ("message", "silent")
+MAX_CATEGORIES = 25
+MAX_TOP = 25
+
+
+class GuildService:
+    """Validates and stores what moderators configure; reports when the next post is due."""
+
+    def __init__(self, guilds: GuildRepository, clock: Clock) -> None:
+        self.guilds = guilds
+        self.clock = clock
+
+    async def config(self, guild_id: int) -> GuildConfig:
+        return await self.guilds.ensure(guild_id)
+
+    async def set_channel(self, guild_id: int, channel_id: int) -> GuildConfig:
+        await self.guilds.ensure(guild_id)
+        return await self.guilds.update(guild_id, channel_id=channel_id)
+
+    async def set_time(self, guild_id: int, time_text: str, timezone: str) -> GuildConfig:
+        post_time = parse_post_time(time_text)
+        zone = validate_timezone(timezone)
+        await self.guilds.ensure(guild_id)
+        return await self.guilds.update(guild_id, post_time=f"{post_time:%H:%M}", timezone=zone)
+
+    async def set_options(
+        self,
+        guild_id: int,
+        *,
+        top: int | None = None,
+        threshold: float | None = None,
+        style: str | None = None,
+        empty_day: str | None = None,
+    ) -> GuildConfig:
+        changes: dict[str, object] = {}
+        if top is not None:
+            if not 1 <= top <= MAX_TOP:
+                raise UserFacingError(f"`top` must be between 1 and {MAX_TOP}.")
+            changes["top_n"] = top
+        if threshold is not None:
+            if not 0 <= threshold <= 1_000_000:
+                raise UserFacingError("`threshold` must be 0 or more.")
+            changes["threshold"] = threshold
+        if style is not None:
+            if style not in STYLES:
+                raise UserFacingError(f"`style` must be one of {', '.join(STYLES)}.")
+            changes["style"] = style
+        if empty_day is not None:
+            if empty_day not in EMPTY_DAY:
+                raise UserFacingError(f"`empty_day` must be one of {', '.join(EMPTY_DAY)}.")
+            changes["empty_day"] = empty_day
+        await self.guilds.ensure(guild_id)
+        if not changes:
+            return await self.guilds.ensure(guild_id)
+        return await self.guilds.update(guild_id, **changes)
+
+    async def pause(self, guild_id: int, reason: str = "paused by a moderator") -> GuildConfig:
+        await self.guilds.ensure(guild_id)
+        return await self.guilds.update(guild_id, paused=True, pause_reason=reason)
+
+    async def resume(self, guild_id: int) -> GuildConfig:
+        await self.guilds.ensure(guild_id)
+        return await self.guilds.update(guild_id, paused=False, pause_reason=None)
+
+    async def add_category(self, guild_id: int, text: str) -> tuple[str, bool]:
+        """The canonical category and whether it was new."""
+        category = validate_category(text)
+        await self.guilds.ensure(guild_id)
+        current = await self.guilds.categories(guild_id)
+        if category not in current and len(current) >= MAX_CATEGORIES:
+            raise UserFacingError(f"A server can follow at most {MAX_CATEGORIES} categories.")
+        return category, await self.guilds.add_category(guild_id, category)
+
+    async def remove_category(self, guild_id: int, text: str) -> str:
+        current = await self.guilds.categories(guild_id)
+        wanted = text.strip()
+        match = next((c for c in current if c.lower() == wanted.lower()), None)
+        if match is None:
+            raise UserFacingError(f"This server does not follow `{wanted[:40]}`.")
+        await self.guilds.remove_category(guild_id, match)
+        return match
+
+    async def categories(self, guild_id: int) -> list[str]:
+        return await self.guilds.categories(guild_id)
+
+    def next_post(self, config: GuildConfig, now: dt.datetime | None = None) -> dt.datetime:
+        return next_post_time(
+            now or self.clock(), parse_post_time(config.post_time), config.timezone
+        )

@@ -1,0 +1,1 @@
+"""Discord presentation: digests and papers → embeds, views and user-facing messages."""

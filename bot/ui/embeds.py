@@ -1,0 +1,175 @@
+"""Digests and papers → Discord embeds and link-button views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import discord
+
+from bot.core.models import Digest, Paper, RankedPaper, ScoredPost
+from bot.core.taxonomy import CATEGORIES
+from bot.ui import limits
+from bot.ui.text import authors_line, clip, link_text, safe, safe_url
+
+COLOR = discord.Colour(0xB31B1B)  # arXiv red
+SOURCE_NAMES = {
+    "x": "X",
+    "bluesky": "Bluesky",
+    "hackernews": "Hacker News",
+    "huggingface": "Hugging Face",
+}
+DIGEST_ABSTRACT = 700
+PAPER_ABSTRACT = 1800
+
+
+def categories_text(paper: Paper, limit: int = limits.FIELD_VALUE) -> str:
+    parts = []
+    for cat in paper.categories:
+        name = CATEGORIES[cat].name if cat in CATEGORIES else None
+        label = f"`{safe(cat).replace('`', '')}`" + (f" {name}" if name else "")
+        parts.append(label)
+    return clip(" · ".join(parts) or "—", limit)
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n:,} {unit}"
+
+
+def score_text(ranked: RankedPaper) -> str:
+    """``**1,155** — X: 1,000 reposts, 155 likes · Hacker News: 120 points``."""
+    parts = []
+    for source, metrics in sorted(ranked.by_source.items()):
+        name = SOURCE_NAMES.get(source, source)
+        if source in ("x", "bluesky"):
+            shown = [
+                _count(metrics.get("reposts", 0), "reposts"),
+                _count(metrics.get("likes", 0), "likes"),
+            ]
+        elif source == "hackernews":
+            shown = [
+                _count(metrics.get("points", 0), "points"),
+                _count(metrics.get("comments", 0), "comments"),
+            ]
+        elif source == "huggingface":
+            shown = [_count(metrics.get("upvotes", 0), "upvotes")]
+        else:
+            shown = [_count(v, k) for k, v in sorted(metrics.items()) if v]
+        parts.append(f"{name}: {', '.join(shown)}")
+    return clip(f"**{ranked.score:,.0f}** — " + " · ".join(parts), limits.FIELD_VALUE)
+
+
+def post_line(post: ScoredPost) -> str:
+    m = post.mention
+    if m.source == "x":
+        who = f"@{m.author}"
+    elif m.source == "hackernews":
+        who = f"HN: {m.text}"
+    elif m.source == "huggingface":
+        who = "Hugging Face daily papers"
+    else:
+        who = m.author
+    return f"• [{clip(link_text(who), 80)}]({safe_url(m.url)}) — {post.score:,.0f}"
+
+
+def posts_text(posts: Sequence[ScoredPost], limit: int = limits.FIELD_VALUE) -> str:
+    lines: list[str] = []
+    used = 0
+    for post in posts:
+        line = post_line(post)
+        if used + len(line) + 1 > limit:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def paper_embed(
+    paper: Paper,
+    *,
+    ranked: RankedPaper | None = None,
+    rank: int | None = None,
+    abstract_limit: int = DIGEST_ABSTRACT,
+) -> discord.Embed:
+    """One paper: linked title, authors, abstract, categories, score breakdown, top posts."""
+    prefix = f"{rank}. " if rank is not None else ""
+    title = clip(prefix + safe(" ".join(paper.title.split())), limits.TITLE)
+    description = f"{authors_line(paper.authors)}\n\n{clip(safe(paper.abstract), abstract_limit)}"
+    embed = discord.Embed(
+        title=title,
+        url=safe_url(paper.abs_url),
+        description=clip(description, limits.DESCRIPTION),
+        colour=COLOR,
+    )
+    embed.add_field(name="Categories", value=categories_text(paper), inline=False)
+    if ranked is not None:
+        embed.add_field(name="Score", value=score_text(ranked), inline=False)
+        posts = posts_text(ranked.top_posts[:5])
+        if posts:
+            embed.add_field(name="Top posts", value=posts, inline=False)
+    footer = f"arXiv:{paper.arxiv_id}"
+    if paper.version:
+        footer += f"v{paper.version}"
+    footer += f" · submitted {paper.published:%Y-%m-%d}"
+    if paper.journal_ref:
+        footer += f" · {' '.join(paper.journal_ref.split())}"
+    embed.set_footer(text=clip(footer, 200))
+    return embed
+
+
+def paper_links(paper: Paper) -> discord.ui.View:
+    """Link buttons: abstract, PDF, HTML."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Abstract", url=safe_url(paper.abs_url)))
+    view.add_item(discord.ui.Button(label="PDF", url=safe_url(paper.pdf_url)))
+    view.add_item(discord.ui.Button(label="HTML", url=safe_url(paper.html_url)))
+    return view
+
+
+def digest_header(
+    digest: Digest, categories: Sequence[str], *, local_day: dt.date | None = None
+) -> str:
+    """The message that opens a daily post."""
+    day = (local_day or digest.day).isoformat()
+    cats = ", ".join(f"`{c}`" for c in categories) if categories else "all categories"
+    n = len(digest.papers)
+    count = f"{n} paper{'s' if n != 1 else ''}"
+    return clip(
+        f"## 🔥 Hot Papers {day}\n{cats} · {count} ranked by reposts and likes", limits.CONTENT
+    )
+
+
+def compact_embed(digest: Digest, categories: Sequence[str]) -> discord.Embed:
+    """The whole digest as one ranked embed."""
+    lines = []
+    for i, ranked in enumerate(digest.papers, start=1):
+        p = ranked.paper
+        title = clip(link_text(" ".join(p.title.split())), 150)
+        score = f"**{ranked.score:,.0f}**"
+        lines.append(
+            f"**{i}.** [{title}]({safe_url(p.abs_url)}) — {score} · `{p.primary_category}`"
+        )
+    description = ""
+    for line in lines:
+        if len(description) + len(line) + 1 > limits.DESCRIPTION - 50:
+            description += f"\n…and {len(lines) - description.count(chr(10)) - 1} more"
+            break
+        description = f"{description}\n{line}" if description else line
+    cats = ", ".join(categories) if categories else "all categories"
+    embed = discord.Embed(
+        title=clip(f"Hot Papers {digest.day.isoformat()}", limits.TITLE),
+        description=description or "No papers.",
+        colour=COLOR,
+    )
+    embed.set_footer(
+        text=clip(f"{cats} · score = reposts + likes (+ weighted HN points, HF upvotes)", 300)
+    )
+    return embed
+
+
+def digest_messages(digest: Digest) -> list[tuple[discord.Embed, discord.ui.View]]:
+    """One message per paper, best first, each with its link buttons."""
+    return [
+        (paper_embed(r.paper, ranked=r, rank=i), paper_links(r.paper))
+        for i, r in enumerate(digest.papers, start=1)
+    ]

@@ -1,0 +1,43 @@
+"""Discord's documented message and embed limits, enforced here and nowhere else."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.ui.text import clip
+
+CONTENT = 2000
+EMBEDS_PER_MESSAGE = 10
+EMBED_TOTAL = 6000
+TITLE = 256
+DESCRIPTION = 4096
+FIELDS = 25
+FIELD_NAME = 256
+FIELD_VALUE = 1024
+FOOTER = 2048
+AUTHOR_NAME = 256
+CHOICES = 25
+CHOICE_NAME = 100
+CHOICE_VALUE = 100
+BUTTON_LABEL = 80
+
+
+def embed_size(embed: discord.Embed) -> int:
+    """Characters Discord counts towards the 6000 limit."""
+    return len(embed)
+
+
+def fit_embeds(embeds: list[discord.Embed]) -> list[discord.Embed]:
+    """At most 10 embeds and 6000 characters in all: shorten descriptions, then drop the tail."""
+    embeds = embeds[:EMBEDS_PER_MESSAGE]
+    while embeds and sum(len(e) for e in embeds) > EMBED_TOTAL:
+        biggest = max(embeds, key=lambda e: len(e.description or ""))
+        desc = biggest.description or ""
+        excess = sum(len(e) for e in embeds) - EMBED_TOTAL
+        if len(desc) > 40:
+            keep = max(20, len(desc) - excess - 1)
+
+            biggest.description = clip(desc, keep)
+        else:
+            embeds.pop()
+    return embeds
