@@ -52,6 +52,19 @@ def _post_key(post: ScoredPost) -> tuple[float, dt.datetime, str, str]:
     return (-post.score, m.created_at, m.source, m.post_id)
 
 
+def _latest(observations: Iterable[Observation | Mention]) -> list[Observation]:
+    """One observation per post: the most recently fetched (a post counts once)."""
+    newest: dict[tuple[str, str], Observation] = {}
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    for item in observations:
+        obs = item if isinstance(item, Observation) else Observation(item)
+        key = (obs.mention.source, obs.mention.post_id)
+        held = newest.get(key)
+        if held is None or (obs.fetched_at or epoch) >= (held.fetched_at or epoch):
+            newest[key] = obs
+    return list(newest.values())
+
+
 def score_papers(
     observations: Iterable[Observation | Mention],
     papers: Mapping[str, Paper],
@@ -65,18 +78,14 @@ def score_papers(
         lambda: defaultdict(lambda: defaultdict(int))
     )
     as_of: dict[str, dt.datetime] = {}
-    seen: set[tuple[str, str, str]] = set()
-    for item in observations:
-        obs = item if isinstance(item, Observation) else Observation(item)
+    for obs in _latest(observations):
         mention = obs.mention
         if mention.created_at not in window:
             continue
         scored = ScoredPost(mention, post_score(mention, rules.weights))
         for arxiv_id in dict.fromkeys(mention.arxiv_ids):
-            key = (mention.source, mention.post_id, arxiv_id)
-            if arxiv_id not in papers or key in seen:
+            if arxiv_id not in papers:
                 continue
-            seen.add(key)
             posts[arxiv_id].append(scored)
             for metric, value in mention.metrics.items():
                 totals[arxiv_id][mention.source][metric] += int(value or 0)

@@ -10,6 +10,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ from bot.settings import HttpSettings
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+# Derives a wait (seconds) from a retryable answer's headers when it carries no Retry-After,
+# e.g. X's ``x-rate-limit-reset`` epoch; None = use the normal backoff.
+RetryAfterHint = Callable[[Mapping[str, str]], float | None]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -133,8 +137,16 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         ok_statuses: frozenset[int] = frozenset({200}),
+        retry_after_hint: RetryAfterHint | None = None,
+        throttle: AbstractAsyncContextManager[Any] | None = None,
     ) -> Response:
-        """GET ``url``; statuses in ``ok_statuses`` are returned, retryable ones retried."""
+        """GET ``url``; statuses in ``ok_statuses`` are returned, retryable ones retried.
+
+        ``retry_after_hint`` computes the wait from a retryable answer's headers when the
+        server sent no ``Retry-After`` (services with their own rate-limit headers).
+        ``throttle`` (a rate limiter) is entered around every attempt, retries included, and is
+        not held during the backoff sleeps between them.
+        """
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1),
             wait=self._wait,
@@ -148,7 +160,8 @@ class HttpClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(url, params, headers, ok_statuses)
+                    async with throttle or nullcontext():
+                        return await self._once(url, params, headers, ok_statuses, retry_after_hint)
         except RetryableStatusError as exc:
             raise SourceUnavailableError(
                 self.source, f"HTTP {exc.status} after {self.settings.retries + 1} attempts"
@@ -169,6 +182,7 @@ class HttpClient:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         ok_statuses: frozenset[int],
+        retry_after_hint: RetryAfterHint | None = None,
     ) -> Response:
         self.requests += 1
         async with self.session.get(url, params=params, headers=headers) as resp:
@@ -176,9 +190,10 @@ class HttpClient:
             if resp.status in ok_statuses:
                 return Response(resp.status, dict(resp.headers), body, str(resp.url))
             if resp.status in RETRY_STATUSES:
-                raise RetryableStatusError(
-                    resp.status, parse_retry_after(resp.headers.get("Retry-After")), str(resp.url)
-                )
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if retry_after is None and retry_after_hint is not None:
+                    retry_after = retry_after_hint(resp.headers)
+                raise RetryableStatusError(resp.status, retry_after, str(resp.url))
             detail = body[:120].decode("utf-8", "replace").strip()
             raise SourceUnavailableError(
                 self.source, f"HTTP {resp.status} from {resp.url.host}: {detail}"
