@@ -222,9 +222,9 @@ async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.storage.engine import Database
+    from bot.storage.engine import open as open_database
 
-    db = await Database.open(settings.database.url, migrate=True)
+    db = await open_database(settings.database.url, migrate=True)
     try:
         revision = await db.current_revision()
     finally:

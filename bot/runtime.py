@@ -22,6 +22,7 @@ from bot.sources.huggingface import HuggingFaceSource
 from bot.sources.x import XSource
 from bot.storage.digests import DigestRepository
 from bot.storage.engine import Database
+from bot.storage.engine import open as open_database
 from bot.storage.guilds import GuildRepository
 from bot.storage.mentions import MentionRepository
 from bot.storage.papers import PaperRepository
@@ -97,7 +98,7 @@ async def open_runtime(
     migrate: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Open the database (migrating it), the HTTP session and every client and service."""
-    db = await Database.open(settings.database.url, migrate=migrate)
+    db = await open_database(settings.database.url, migrate=migrate)
     try:
         async with make_session(settings.http) as session:
             limiter = ArxivRateLimiter(settings.arxiv.min_interval_seconds)

@@ -39,13 +39,17 @@ class Publisher(Protocol):
 
     async def missing_permissions(self, channel_id: int, style: Style) -> list[str]: ...
 
-    async def send_header(self, channel_id: int, digest: Digest, categories: Sequence[str]) -> int: ...
+    async def send_header(
+        self, channel_id: int, digest: Digest, categories: Sequence[str]
+    ) -> int: ...
 
     async def open_thread(self, channel_id: int, message_id: int, name: str) -> int | None: ...
 
     async def send_paper(self, target_id: int, digest: Digest, index: int) -> int: ...
 
-    async def send_compact(self, channel_id: int, digest: Digest, categories: Sequence[str]) -> int: ...
+    async def send_compact(
+        self, channel_id: int, digest: Digest, categories: Sequence[str]
+    ) -> int: ...
 
     async def send_empty(self, channel_id: int, text: str) -> int: ...
 
@@ -163,16 +167,24 @@ class DeliveryService:
         try:
             return await self._send(config, day, record, publisher, now)
         except ChannelGoneError as exc:
-            await self.guilds.update(gid, paused=True, pause_reason=f"digest channel deleted: {exc.message}")
-            await self.log.finish(record.id, "failed", error=f"channel deleted: {exc.message}", at=self.clock())
+            await self.guilds.update(
+                gid, paused=True, pause_reason=f"digest channel deleted: {exc.message}"
+            )
+            await self.log.finish(
+                record.id, "failed", error=f"channel deleted: {exc.message}", at=self.clock()
+            )
             log.warning("guild %s: digest channel gone, digest paused", gid)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except MissingPermissionsError as exc:
-            await self.log.finish(record.id, "failed", error=f"missing permissions: {exc.message}", at=self.clock())
+            await self.log.finish(
+                record.id, "failed", error=f"missing permissions: {exc.message}", at=self.clock()
+            )
             log.warning("guild %s: missing permissions: %s", gid, exc.message)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryUnavailableError as exc:
-            await self.log.finish(record.id, "failed", error=f"Discord unavailable: {exc.message}", at=self.clock())
+            await self.log.finish(
+                record.id, "failed", error=f"Discord unavailable: {exc.message}", at=self.clock()
+            )
             log.warning("guild %s: Discord unavailable, will retry: %s", gid, exc.message)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryError as exc:

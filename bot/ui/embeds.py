@@ -10,7 +10,7 @@ import discord
 from bot.core.models import Digest, Paper, RankedPaper, ScoredPost
 from bot.core.taxonomy import CATEGORIES
 from bot.ui import limits
-from bot.ui.text import authors_line, clip, link_text, safe, safe_url
+from bot.ui.text import authors_line, clip, link_text, neutralise, safe, safe_url
 
 COLOR = discord.Colour(0xB31B1B)  # arXiv red
 SOURCE_NAMES = {
@@ -112,7 +112,7 @@ def paper_embed(
         footer += f"v{paper.version}"
     footer += f" · submitted {paper.published:%Y-%m-%d}"
     if paper.journal_ref:
-        footer += f" · {' '.join(paper.journal_ref.split())}"
+        footer += f" · {neutralise(' '.join(paper.journal_ref.split()))}"
     embed.set_footer(text=clip(footer, 200))
     return embed
 
@@ -139,7 +139,9 @@ def digest_header(
     )
 
 
-def compact_embed(digest: Digest, categories: Sequence[str]) -> discord.Embed:
+def compact_embed(
+    digest: Digest, categories: Sequence[str], *, title: str | None = None
+) -> discord.Embed:
     """The whole digest as one ranked embed."""
     lines = []
     for i, ranked in enumerate(digest.papers, start=1):
@@ -157,7 +159,7 @@ def compact_embed(digest: Digest, categories: Sequence[str]) -> discord.Embed:
         description = f"{description}\n{line}" if description else line
     cats = ", ".join(categories) if categories else "all categories"
     embed = discord.Embed(
-        title=clip(f"Hot Papers {digest.day.isoformat()}", limits.TITLE),
+        title=clip(title or f"Hot Papers {digest.day.isoformat()}", limits.TITLE),
         description=description or "No papers.",
         colour=COLOR,
     )

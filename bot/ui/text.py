@@ -17,14 +17,14 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def neutralise(text: str) -> str:
-    """No ping can come out of this text, whatever AllowedMentions says."""
+    """No ping can come out of this text, whatever AllowedMentions says; no bidi override."""
+    text = _BIDI.sub("", text)
     text = _CHANNEL_OR_ROLE.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}>", text)
     return _MENTION.sub("@\u200b\\1", text)
 
 
 def safe(text: str) -> str:
     """External text made inert: markdown escaped, mentions broken, bidi overrides removed."""
-    text = _BIDI.sub("", text)
     return neutralise(discord.utils.escape_markdown(text, ignore_links=False))
 
 

@@ -1,0 +1,139 @@
+"""The offline demo: the real pipeline against the fakes, serving the reference day's data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.core.models import Paper, Window
+from bot.fakes.arxiv import FakeArxiv
+from bot.fakes.hackernews import FakeHackerNews
+from bot.fakes.huggingface import FakeHuggingFace
+from bot.fakes.x import FakeX
+from bot.render.json import render_json
+from bot.render.markdown import render_markdown
+from bot.runtime import open_runtime
+from bot.settings import Secrets, Settings
+
+REFERENCE_DATA = "hot-papers-2020-12-22.json"
+DEMO_TOKEN = "demo-bearer-token"  # noqa: S105 - the local fake's credential, not a secret
+_TCO = re.compile(r"\s*https://t\.co/\S+$")
+
+
+def _when(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def load_dataset(name: str = REFERENCE_DATA) -> dict[str, Any]:
+    """The bundled data of a real day (see its ``_provenance``)."""
+    return json.loads(resources.files("bot.fakes").joinpath("data", name).read_text("utf-8"))
+
+
+def dataset_papers(data: dict[str, Any]) -> list[Paper]:
+    return [
+        Paper(
+            arxiv_id=p["arxiv_id"],
+            title=p["title"],
+            abstract=p["abstract"],
+            authors=tuple(p["authors"]),
+            primary_category=p["categories"][0],
+            categories=tuple(p["categories"]),
+            published=_when(p["published"]),
+            updated=_when(p["updated"]),
+            version=p.get("version"),
+        )
+        for p in data["papers"]
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoWorld:
+    """The running fakes, loaded with a dataset, and settings that point at them."""
+
+    day: dt.date
+    now: dt.datetime
+    settings: Settings
+    arxiv: FakeArxiv
+    x: FakeX
+    hackernews: FakeHackerNews
+    huggingface: FakeHuggingFace
+
+    def clock(self) -> dt.datetime:
+        return self.now
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@asynccontextmanager
+async def demo_world(
+    base: Settings, database_dir: Path, data: dict[str, Any] | None = None
+) -> AsyncIterator[DemoWorld]:
+    """Start fake arXiv, X, Hacker News and Hugging Face on 127.0.0.1 with the dataset."""
+    data = data or load_dataset()
+    now = _when(data["generated_at"])
+    async with AsyncExitStack() as stack:
+        arxiv = await stack.enter_async_context(FakeArxiv(now=lambda: now))
+        x = await stack.enter_async_context(FakeX(token=DEMO_TOKEN, now=lambda: now))
+        hn = await stack.enter_async_context(FakeHackerNews())
+        hf = await stack.enter_async_context(FakeHuggingFace())
+        arxiv.add_papers(dataset_papers(data))
+        for post in data["posts"]:
+            x.add_post(
+                post["id"],
+                _TCO.sub("", post["text"]),
+                post["author_username"],
+                post["author_name"],
+                _when(post["created_at"]),
+                post["urls"],
+                retweets=post["retweets"],
+                likes=post["likes"],
+                replies=post.get("replies", 0),
+                quotes=post.get("quotes", 0),
+                lang=post.get("lang", "en"),
+            )
+        overrides = {
+            "database": {"url": f"sqlite+aiosqlite:///{database_dir / 'demo.db'}"},
+            "arxiv": {"api_url": arxiv.api_url, "rss_url": arxiv.rss_url},
+            "sources": {
+                "x": {"enabled": True, "api_url": x.api_url},
+                "hackernews": {"enabled": True, "api_url": hn.api_url},
+                "huggingface": {"enabled": True, "api_url": hf.api_url},
+            },
+        }
+        settings = Settings.model_validate(
+            _deep_merge(base.model_dump(), overrides)
+            | {"secrets": Secrets(x_bearer_token=SecretStr(DEMO_TOKEN))}
+        )
+        yield DemoWorld(dt.date.fromisoformat(data["day"]), now, settings, arxiv, x, hn, hf)
+
+
+async def run_demo(
+    base: Settings, *, output: str = "markdown", progress: Callable[[str], None] | None = None
+) -> str:
+    """Fetch the reference day through the real clients into a scratch database; render it."""
+    with tempfile.TemporaryDirectory(prefix="hotpapers-demo-") as tmp:
+        async with (
+            demo_world(base, Path(tmp)) as world,
+            open_runtime(world.settings, clock=world.clock) as rt,
+        ):
+            await rt.ingest.run(Window.for_day(world.day), progress=progress)
+            digest = await rt.digests.for_day(world.day)
+    return render_json(digest) if output == "json" else render_markdown(digest)

@@ -1,0 +1,330 @@
+"""Running the Discord bot: services wiring, ``hotpapers run``, ``sync`` and ``invite``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import discord
+import yarl
+
+from bot.core.errors import ConfigError, UserFacingError
+from bot.core.models import Digest, RankedPaper, Window
+from bot.core.schedule import local_date
+from bot.runtime import Runtime, open_runtime
+from bot.scheduling import Scheduler, digest_job_id
+from bot.services.delivery import DeliveryService, GuildStatus, empty_reason
+from bot.services.guilds import GuildService
+from bot.settings import Settings
+from bot.storage.guilds import GuildConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://discord.com/api/v10"
+
+
+def invite_permissions() -> discord.Permissions:
+    """The least the bot needs: see and post in the digest channel, embed, and use threads."""
+    return discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        embed_links=True,
+        create_public_threads=True,
+        send_messages_in_threads=True,
+    )
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id, permissions=invite_permissions(), scopes=("bot", "applications.commands")
+    )
+
+
+@contextlib.contextmanager
+def discord_endpoints(settings: Settings) -> Iterator[None]:
+    """Point discord.py at ``discord.api_base`` / ``discord.gateway_url`` (proxies, fakes)."""
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    Route.BASE = settings.discord.api_base.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+@dataclass
+class Services:
+    """What the cogs and the scheduler use: the runtime plus the Discord-facing use cases."""
+
+    rt: Runtime
+    guilds: GuildService
+    delivery: DeliveryService
+    scheduler: Scheduler | None = None
+    client: discord.Client | None = None
+    _tasks: set[asyncio.Task[object]] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, rt: Runtime) -> Services:
+        guilds = GuildService(rt.guilds, rt.clock)
+        delivery = DeliveryService(
+            guilds=rt.guilds,
+            digests=rt.digests,
+            log_=rt.digest_log,
+            runs=rt.runs,
+            settings=rt.settings.digest,
+            clock=rt.clock,
+        )
+        return cls(rt=rt, guilds=guilds, delivery=delivery)
+
+    @property
+    def settings(self) -> Settings:
+        return self.rt.settings
+
+    @property
+    def papers(self):  # type: ignore[no-untyped-def]
+        return self.rt.paper_lookup
+
+    # --- queries used by the cogs -----------------------------------------------------------
+
+    async def hot(self, categories: list[str], days: int) -> Digest:
+        now = self.rt.clock()
+        return await self.rt.digests.build(
+            Window(now - dt.timedelta(days=days), now),
+            categories=categories,
+            threshold=0,
+            top_n=10,
+        )
+
+    async def paper_score(self, arxiv_id: str, days: int = 7) -> RankedPaper | None:
+        now = self.rt.clock()
+        digest = await self.rt.digests.build(
+            Window(now - dt.timedelta(days=days), now), threshold=0, top_n=None
+        )
+        return next((r for r in digest.papers if r.paper.arxiv_id == arxiv_id), None)
+
+    async def preview(self, guild_id: int) -> tuple[GuildConfig, Digest, str | None]:
+        config = await self.guilds.config(guild_id)
+        now = self.rt.clock()
+        digest = await self.delivery.build(config, now)
+        text = None
+        if not digest.papers and config.empty_day == "message":
+            threshold = (
+                config.threshold
+                if config.threshold is not None
+                else self.settings.ranking.threshold
+            )
+            text = empty_reason(digest, local_date(now, config.timezone), threshold)
+        return config, digest, text
+
+    async def status(self, guild_id: int) -> GuildStatus:
+        config = await self.guilds.config(guild_id)
+        return await self.delivery.status(config, [s.name for s in self.rt.sources])
+
+    # --- scheduling -------------------------------------------------------------------------
+
+    def start_scheduler(self, client: discord.Client) -> None:
+        self.client = client
+        self.scheduler = Scheduler(
+            settings=self.settings.scheduler,
+            digest_settings=self.settings.digest,
+            ingest=self.ingest,
+            deliver=self.deliver_guild,
+            sweep=self.sweep,
+        )
+        task = asyncio.get_running_loop().create_task(self._start_jobs())
+        self._track(task)
+
+    async def _start_jobs(self) -> None:
+        assert self.scheduler is not None
+        self.scheduler.start(await self.rt.guilds.active())
+
+    def _track(self, task: asyncio.Task[object]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reschedule(self, guild_id: int) -> None:
+        if self.scheduler is None or not self.scheduler.running:
+            return
+        config = await self.guilds.config(guild_id)
+        self.scheduler.schedule_guild(config)
+
+    def next_run(self, guild_id: int) -> dt.datetime | None:
+        return self.scheduler.next_run(digest_job_id(guild_id)) if self.scheduler else None
+
+    async def ingest(self) -> None:
+        """The ingestion job: the last ``ingest_lookback_hours``; never raises."""
+        now = self.rt.clock()
+        window = Window(
+            now - dt.timedelta(hours=self.settings.scheduler.ingest_lookback_hours), now
+        )
+        try:
+            report = await self.rt.ingest.run(window)
+        except Exception:
+            log.exception("ingestion failed")
+            return
+        log.info(
+            "ingestion: %s",
+            ", ".join(
+                f"{s.source} {s.mentions}" + ("" if s.ok else " FAILED") for s in report.sources
+            ),
+        )
+
+    async def deliver_guild(self, guild_id: int) -> None:
+        """The daily job of one guild; never raises. Tracked, so shutdown lets it finish."""
+        task = asyncio.get_running_loop().create_task(self._deliver_guild(guild_id))
+        self._track(task)
+        await asyncio.shield(task)
+
+    async def _deliver_guild(self, guild_id: int) -> None:
+        if self.client is None:
+            return
+        from bot.ui.publisher import DiscordPublisher
+
+        try:
+            config = await self.rt.guilds.get(guild_id)
+            if config is None:
+                return
+            now = self.rt.clock()
+            slot = self.delivery.last_slot(config, now)
+            result = await self.delivery.deliver(
+                config, local_date(slot, config.timezone), DiscordPublisher(self.client), now
+            )
+            log.info(
+                "guild %s digest %s: %s %s", guild_id, result.day, result.status, result.detail
+            )
+            if result.status == "failed":
+                await self.reschedule(guild_id)  # a 404 pauses the guild: drop its job
+        except Exception:
+            log.exception("digest job of guild %s crashed", guild_id)
+
+    async def sweep(self) -> None:
+        """Post digests missed while the bot was down or that failed, within the grace period."""
+        for config, _day in await self.delivery.due():
+            await self.deliver_guild(config.guild_id)
+
+    async def catch_up(self, client: discord.Client) -> None:
+        self.client = client
+        task = asyncio.get_running_loop().create_task(self.sweep())
+        self._track(task)
+
+    def stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+
+    async def drain(self, seconds: float = 30.0) -> None:
+        """Let sends in flight finish (they record each message) before the database closes."""
+        if self._tasks:
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=seconds)
+            for task in pending:
+                task.cancel()
+
+
+def _token(settings: Settings) -> str:
+    token = settings.secrets.discord_token
+    if token is None:
+        raise ConfigError(
+            "DISCORD_TOKEN is not set: create a bot token in the Discord developer portal "
+            "(see README, 'For server owners')"
+        )
+    return token.get_secret_value()
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.client import HotPapersBot
+
+    token = _token(settings)
+    with discord_endpoints(settings):
+        async with open_runtime(settings) as rt:
+            services = Services.build(rt)
+            bot = HotPapersBot(services)
+            loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+
+            def stop() -> None:
+                if not stopping.is_set():
+                    log.info("shutting down")
+                    stopping.set()
+                    services._track(loop.create_task(bot.close()))
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop)
+            try:
+                async with bot:
+                    await bot.start(token)
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected DISCORD_TOKEN (401): check the bot token"
+                ) from None
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError(
+                    "Discord refused the intents; hotpapers needs no privileged intent"
+                ) from None
+            finally:
+                services.stop_scheduler()
+                await services.drain()
+    return 0
+
+
+async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.client import HotPapersBot
+
+    token = _token(settings)
+    with discord_endpoints(settings):
+        async with open_runtime(settings) as rt:
+            bot = HotPapersBot(Services.build(rt), schedule=False)
+            try:
+                async with bot:
+                    await bot.login(token)
+                    if args.guild:
+                        guild = discord.Object(id=args.guild)
+                        bot.tree.copy_global_to(guild=guild)
+                        synced = await bot.tree.sync(guild=guild)
+                        where = f"guild {args.guild}"
+                    else:
+                        synced = await bot.tree.sync()
+                        where = "every guild (global commands may take up to an hour to appear)"
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected DISCORD_TOKEN (401): check the bot token"
+                ) from None
+            except discord.Forbidden:
+                raise UserFacingError(
+                    f"Discord refused the sync to guild {args.guild}: is the bot in that server "
+                    "with the applications.commands scope?"
+                ) from None
+    names = ", ".join(sorted(f"/{c.name}" for c in synced))
+    print(f"synced {len(synced)} commands to {where}: {names}")
+    return 0
+
+
+async def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    app_id = settings.discord.application_id
+    if app_id is None:
+        if settings.secrets.discord_token is None:
+            raise ConfigError(
+                "set discord.application_id (or DISCORD_TOKEN, to look it up) "
+                "to build the invite URL"
+            )
+        with discord_endpoints(settings):
+            client = discord.Client(intents=discord.Intents.none())
+            try:
+                async with client:
+                    await client.login(_token(settings))
+                    app = await client.application_info()
+                    app_id = app.id
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected DISCORD_TOKEN (401): check the bot token"
+                ) from None
+    print(invite_url(app_id))
+    return 0

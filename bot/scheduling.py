@@ -1,0 +1,115 @@
+"""The only APScheduler import: the ingestion job and one daily digest job per guild."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.core.schedule import parse_post_time
+from bot.settings import DigestSettings, SchedulerSettings
+from bot.storage.guilds import GuildConfig
+
+log = logging.getLogger(__name__)
+
+INGEST_JOB = "ingest"
+SWEEP_JOB = "sweep"
+
+
+def digest_job_id(guild_id: int) -> str:
+    return f"digest:{guild_id}"
+
+
+class Scheduler:
+    """Wraps ``AsyncIOScheduler``. The database is the truth: jobs are rebuilt from it at start
+    and whenever a guild's settings change, never persisted in a job store."""
+
+    def __init__(
+        self,
+        *,
+        settings: SchedulerSettings,
+        digest_settings: DigestSettings,
+        ingest: Callable[[], Awaitable[object]],
+        deliver: Callable[[int], Awaitable[object]],
+        sweep: Callable[[], Awaitable[object]],
+    ) -> None:
+        self.settings = settings
+        self.digest_settings = digest_settings
+        self._ingest = ingest
+        self._deliver = deliver
+        self._sweep = sweep
+        self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._defaults = {
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": int(digest_settings.grace_hours * 3600) or None,
+            "replace_existing": True,
+        }
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self, guilds: Iterable[GuildConfig], *, ingest_first: bool = True) -> None:
+        """Add the ingestion job, the retry sweep and every active guild's digest, then run."""
+        interval = self.settings.ingest_interval_minutes
+        first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5 if ingest_first else interval * 60)
+        self._scheduler.add_job(
+            self._ingest,
+            IntervalTrigger(minutes=interval, timezone=dt.UTC),
+            id=INGEST_JOB,
+            name="ingest popularity and papers",
+            next_run_time=first,
+            **self._defaults,
+        )
+        self._scheduler.add_job(
+            self._sweep,
+            IntervalTrigger(minutes=10, timezone=dt.UTC),
+            id=SWEEP_JOB,
+            name="post missed or failed digests within the grace period",
+            **self._defaults,
+        )
+        for config in guilds:
+            self.schedule_guild(config)
+        self._scheduler.start()
+        log.info("scheduler started with %d jobs", len(self._scheduler.get_jobs()))
+
+    def schedule_guild(self, config: GuildConfig) -> None:
+        """(Re)build one guild's daily job from its settings; remove it if it can't post."""
+        job_id = digest_job_id(config.guild_id)
+        if config.channel_id is None or config.paused:
+            self.unschedule_guild(config.guild_id)
+            return
+        post_time = parse_post_time(config.post_time)
+        trigger = CronTrigger(
+            hour=post_time.hour, minute=post_time.minute, timezone=config.timezone
+        )
+        self._scheduler.add_job(
+            self._deliver,
+            trigger,
+            args=[config.guild_id],
+            id=job_id,
+            name=f"daily digest of guild {config.guild_id}",
+            **self._defaults,
+        )
+
+    def unschedule_guild(self, guild_id: int) -> None:
+        job = self._scheduler.get_job(digest_job_id(guild_id))
+        if job is not None:
+            job.remove()
+
+    def next_run(self, job_id: str) -> dt.datetime | None:
+        job = self._scheduler.get_job(job_id)
+        return job.next_run_time if job is not None else None
+
+    def job_ids(self) -> list[str]:
+        return sorted(job.id for job in self._scheduler.get_jobs())
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+            log.info("scheduler stopped")

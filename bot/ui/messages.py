@@ -1,0 +1,171 @@
+"""User-facing messages: errors, /about, category lists, digest settings and status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import discord
+
+from bot.core.models import Paper
+from bot.core.taxonomy import ARCHIVES, CATEGORIES
+from bot.ui import limits
+from bot.ui.embeds import COLOR
+from bot.ui.text import clip, link_text, safe, safe_url
+
+GENERIC_ERROR = "Something went wrong on our side. It has been logged; please try again later."
+ERROR_COLOR = discord.Colour(0xE67E22)
+
+
+def error_embed(text: str) -> discord.Embed:
+    return discord.Embed(description=clip(f"⚠️ {text}", limits.DESCRIPTION), colour=ERROR_COLOR)
+
+
+def ok_embed(text: str) -> discord.Embed:
+    return discord.Embed(description=clip(f"✅ {text}", limits.DESCRIPTION), colour=COLOR)
+
+
+def others_embed(papers: Sequence[Paper]) -> discord.Embed:
+    """Further matches of a title search, linked."""
+    lines = []
+    for p in papers[:5]:
+        title = clip(link_text(" ".join(p.title.split())), 120)
+        lines.append(f"• [{title}]({safe_url(p.abs_url)}) `{p.arxiv_id}`")
+    return discord.Embed(title="Other matches", description="\n".join(lines), colour=COLOR)
+
+
+def category_label(cat: str) -> str:
+    if cat in CATEGORIES:
+        return f"`{cat}` {CATEGORIES[cat].name}"
+    if cat in ARCHIVES:
+        return f"`{cat}` {ARCHIVES[cat]} (whole archive)"
+    return f"`{safe(cat)}`"
+
+
+def categories_embed(categories: Sequence[str]) -> discord.Embed:
+    if not categories:
+        text = (
+            "This server follows **every category**. A moderator can narrow it with "
+            "`/category add`, e.g. `cs.LG` or a whole archive like `cs`."
+        )
+    else:
+        text = "\n".join(f"• {category_label(c)}" for c in categories)
+    return discord.Embed(
+        title="Categories of this server", description=clip(text, limits.DESCRIPTION), colour=COLOR
+    )
+
+
+def about_embed(
+    weights: Mapping[str, Mapping[str, float]], threshold: float, post_threshold: float
+) -> discord.Embed:
+    def fmt(source: str) -> str:
+        w = weights.get(source, {})
+        return " + ".join(f"{v:g}×{k}" for k, v in w.items()) or "not counted"
+
+    embed = discord.Embed(
+        title="hotpapers",
+        description=(
+            "Every day, researchers share new arXiv papers on social sites. hotpapers finds the "
+            "papers people are talking about, ranks them by that attention, and posts the top "
+            "ones here at the time your moderators choose."
+        ),
+        colour=COLOR,
+    )
+    embed.add_field(
+        name="How ranking works",
+        value=clip(
+            "A paper's score is the sum, over every post that links it in the last day, of its "
+            f"weighted popularity:\n• X: {fmt('x')}\n• Hacker News: {fmt('hackernews')}\n"
+            f"• Hugging Face: {fmt('huggingface')}\n"
+            f"Papers scoring **{threshold:g}** or more are listed best first; under each, the "
+            f"posts that scored {post_threshold:g} or more (always the best one).",
+            limits.FIELD_VALUE,
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Commands",
+        value=(
+            "`/paper` look a paper up · `/hot` today's top papers · `/category list` · "
+            "`/category top` · `/digest status`\nModerators: `/category add|remove`, "
+            "`/digest channel|time|settings|preview|pause|resume`"
+        ),
+        inline=False,
+    )
+    return embed
+
+
+def _ts(moment: dt.datetime | None, style: str = "f") -> str:
+    return f"<t:{int(moment.timestamp())}:{style}>" if moment else "—"
+
+
+def status_embed(status: Any) -> discord.Embed:
+    """``/digest status``: settings, next and last post, sources, and why anything is off."""
+    cfg = status.config
+    channel = f"<#{cfg.channel_id}>" if cfg.channel_id else "not set — use `/digest channel`"
+    threshold = (
+        f"{cfg.threshold:g}"
+        if cfg.threshold is not None
+        else f"{status.default_threshold:g} (default)"
+    )
+    cats = ", ".join(f"`{c}`" for c in cfg.categories) or "every category"
+    embed = discord.Embed(title="Daily digest status", colour=COLOR)
+    embed.add_field(
+        name="Settings",
+        value=clip(
+            f"Channel: {channel}\nTime: **{cfg.post_time}** {cfg.timezone}\n"
+            f"Categories: {cats}\nTop: {cfg.top_n} · threshold: {threshold} · style: {cfg.style}"
+            f" · empty days: {cfg.empty_day}"
+            + (
+                f"\n⏸️ **Paused**: {safe(cfg.pause_reason or 'by a moderator')}"
+                if cfg.paused
+                else ""
+            ),
+            limits.FIELD_VALUE,
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Next post",
+        value=_ts(status.next_post)
+        + (f" ({_ts(status.next_post, 'R')})" if status.next_post else ""),
+        inline=True,
+    )
+    last = status.last
+    if last is None:
+        last_text = "never"
+    else:
+        result = {
+            "sent": "✅ sent",
+            "empty": "∅ nothing to post",
+            "failed": "❌ failed",
+            "sending": "⏳ sending",
+            "pending": "⏳ pending",
+        }.get(last.status, last.status)
+        last_text = f"{last.digest_date} — {result}"
+        if last.paper_count:
+            last_text += f", {last.paper_count} papers"
+        if last.error:
+            last_text += f"\n{safe(last.error)}"
+    embed.add_field(name="Last post", value=clip(last_text, limits.FIELD_VALUE), inline=True)
+    lines = []
+    for name, run in sorted(status.sources.items()):
+        if run is None:
+            lines.append(f"• {name}: not run yet")
+        elif run.error:
+            lines.append(f"• ❌ {name}: {safe(run.error)} ({_ts(run.finished_at, 'R')})")
+        else:
+            lines.append(f"• ✅ {name}: {run.mentions} mentions ({_ts(run.finished_at, 'R')})")
+    embed.add_field(
+        name="Sources",
+        value=clip("\n".join(lines) or "none enabled", limits.FIELD_VALUE),
+        inline=False,
+    )
+    if status.notes:
+        embed.add_field(
+            name="Why it may be empty or late",
+            value=clip("\n".join(f"• {safe(n)}" for n in status.notes), limits.FIELD_VALUE),
+            inline=False,
+        )
+    return embed

@@ -1,0 +1,200 @@
+"""``/digest``: where and when the daily post goes, how it looks, preview, status, pause."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from bot.ui.publisher import missing_permissions
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import require_manage_guild
+from bot.core.errors import UserFacingError
+from bot.ui import autocomplete as ac
+from bot.ui.embeds import compact_embed, digest_header, paper_embed
+from bot.ui.limits import fit_embeds
+from bot.ui.messages import ok_embed, status_embed
+
+if TYPE_CHECKING:
+    from bot.client import HotPapersBot
+
+Interaction = discord.Interaction["HotPapersBot"]
+
+
+@app_commands.guild_only()
+class Digest(commands.GroupCog, group_name="digest", group_description="The daily Hot Papers post"):
+    """The daily digest's settings."""
+
+    def __init__(self, bot: HotPapersBot) -> None:
+        self.bot = bot
+
+    async def _changed(self, guild_id: int) -> None:
+        await self.bot.services.reschedule(guild_id)
+
+    @app_commands.command(name="channel")
+    @app_commands.describe(channel="The text channel the daily digest is posted in")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def channel(self, interaction: Interaction, channel: discord.TextChannel) -> None:
+        """Set the channel of the daily digest (moderators)."""
+        assert interaction.guild_id is not None
+        config = await self.bot.services.guilds.config(interaction.guild_id)
+        missing = missing_permissions(channel, config.style)
+        required = [m for m in missing if not m.startswith("(thread)")]
+        if required:
+            raise UserFacingError(
+                f"I can't post in {channel.mention}: I'm missing "
+                + ", ".join(f"**{m}**" for m in required)
+                + "."
+            )
+        config = await self.bot.services.guilds.set_channel(interaction.guild_id, channel.id)
+        await self._changed(interaction.guild_id)
+        note = ""
+        if missing:
+            note = (
+                "\nNote: without "
+                + ", ".join(m.removeprefix("(thread) ") for m in missing)
+                + " the papers go in the channel instead of a thread."
+            )
+        when = f"{config.post_time} {config.timezone}"
+        await interaction.response.send_message(
+            embed=ok_embed(
+                f"The daily digest will be posted in {channel.mention} at **{when}**.{note}"
+            ),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="time")
+    @app_commands.describe(
+        time="Local time, 24-hour HH:MM", timezone="IANA time zone, e.g. Europe/Paris"
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def time(
+        self,
+        interaction: Interaction,
+        time: app_commands.Range[str, 1, 5],
+        timezone: app_commands.Range[str, 1, 64] | None = None,
+    ) -> None:
+        """Set when the daily digest goes out, in local time (moderators)."""
+        assert interaction.guild_id is not None
+        current = await self.bot.services.guilds.config(interaction.guild_id)
+        config = await self.bot.services.guilds.set_time(
+            interaction.guild_id, time, timezone or current.timezone
+        )
+        await self._changed(interaction.guild_id)
+        nxt = self.bot.services.guilds.next_post(config)
+        await interaction.response.send_message(
+            embed=ok_embed(
+                f"The digest goes out daily at **{config.post_time}** ({config.timezone}); "
+                f"next: <t:{int(nxt.timestamp())}:f>."
+            ),
+            ephemeral=True,
+        )
+
+    @time.autocomplete("timezone")
+    async def timezone_autocomplete(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return ac.timezone_choices(current)
+
+    @app_commands.command(name="settings")
+    @app_commands.describe(
+        top="How many papers at most (1-25)",
+        threshold="Minimum score a paper needs",
+        style="thread: papers in a thread; channel: in the channel; compact: one ranked message",
+        empty_day="On a day without hot papers: post a short message, or stay silent",
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def settings(
+        self,
+        interaction: Interaction,
+        top: app_commands.Range[int, 1, 25] | None = None,
+        threshold: app_commands.Range[float, 0, 1_000_000] | None = None,
+        style: Literal["thread", "channel", "compact"] | None = None,
+        empty_day: Literal["message", "silent"] | None = None,
+    ) -> None:
+        """Set the digest's size, threshold and style (moderators)."""
+        assert interaction.guild_id is not None
+        await self.bot.services.guilds.set_options(
+            interaction.guild_id, top=top, threshold=threshold, style=style, empty_day=empty_day
+        )
+        status = await self.bot.services.status(interaction.guild_id)
+        await interaction.response.send_message(embed=status_embed(status), ephemeral=True)
+
+    @app_commands.command(name="preview")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def preview(self, interaction: Interaction) -> None:
+        """Privately show exactly what would be posted now (moderators)."""
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        config, digest, text = await self.bot.services.preview(interaction.guild_id)
+        if not digest.papers:
+            await interaction.followup.send(
+                text or "Nothing would be posted (empty days are silent).", ephemeral=True
+            )
+            return
+        header = digest_header(digest, config.categories)
+        if config.style == "compact":
+            await interaction.followup.send(
+                header, embed=compact_embed(digest, config.categories), ephemeral=True
+            )
+            return
+        embeds = [
+            paper_embed(r.paper, ranked=r, rank=i) for i, r in enumerate(digest.papers, start=1)
+        ]
+        batch: list[discord.Embed] = []
+        first = True
+        for embed in embeds:
+            if len(batch) == 10 or sum(len(e) for e in batch) + len(embed) > 6000:
+                await interaction.followup.send(
+                    header if first else "", embeds=fit_embeds(batch), ephemeral=True
+                )
+                batch, first = [], False
+            batch.append(embed)
+        if batch:
+            await interaction.followup.send(
+                header if first else "", embeds=fit_embeds(batch), ephemeral=True
+            )
+
+    @app_commands.command(name="status")
+    async def status(self, interaction: Interaction) -> None:
+        """The digest's settings, next and last post, and the health of each source."""
+        assert interaction.guild_id is not None
+        status = await self.bot.services.status(interaction.guild_id)
+        await interaction.response.send_message(embed=status_embed(status), ephemeral=True)
+
+    @app_commands.command(name="pause")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def pause(self, interaction: Interaction) -> None:
+        """Stop the daily post (moderators)."""
+        assert interaction.guild_id is not None
+        await self.bot.services.guilds.pause(interaction.guild_id)
+        await self._changed(interaction.guild_id)
+        await interaction.response.send_message(
+            embed=ok_embed("The daily digest is paused. `/digest resume` restarts it."),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="resume")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def resume(self, interaction: Interaction) -> None:
+        """Restart the daily post (moderators)."""
+        assert interaction.guild_id is not None
+        config = await self.bot.services.guilds.resume(interaction.guild_id)
+        await self._changed(interaction.guild_id)
+        if config.channel_id is None:
+            text = "Resumed, but no channel is set yet: use `/digest channel`."
+        else:
+            nxt = self.bot.services.guilds.next_post(config)
+            text = f"The daily digest is back on; next post <t:{int(nxt.timestamp())}:f>."
+        await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
+
+
+async def setup(bot: HotPapersBot) -> None:
+    await bot.add_cog(Digest(bot))

@@ -1,0 +1,87 @@
+"""``/paper`` and ``/hot``: look a paper up; the top papers right now."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.taxonomy import validate_category
+from bot.ui import autocomplete as ac
+from bot.ui.embeds import compact_embed, paper_embed, paper_links
+from bot.ui.messages import others_embed
+
+if TYPE_CHECKING:
+    from bot.client import HotPapersBot
+
+Interaction = discord.Interaction["HotPapersBot"]
+
+
+class Papers(commands.Cog):
+    """Paper look-up and the live ranking."""
+
+    def __init__(self, bot: HotPapersBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="paper")
+    @app_commands.describe(query="An arXiv id (2106.14108), an arXiv URL, or words from the title")
+    async def paper(self, interaction: Interaction, query: app_commands.Range[str, 1, 300]) -> None:
+        """Show a paper by arXiv id, URL or title words."""
+        await interaction.response.defer(thinking=True)
+        result = await self.bot.services.papers.lookup(query)
+        best, *others = result.papers
+        score = await self.bot.services.paper_score(best.arxiv_id)
+        embeds = [paper_embed(best, ranked=score, abstract_limit=1800)]
+        if others:
+            embeds.append(others_embed(others))
+        await interaction.followup.send(embeds=embeds, view=paper_links(best))
+
+    @paper.autocomplete("query")
+    async def paper_autocomplete(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        pairs = await self.bot.services.papers.autocomplete(current, limit=25)
+        return ac.paper_choices(pairs)
+
+    @app_commands.command(name="hot")
+    @app_commands.describe(
+        category="One arXiv category or archive (default: this server's categories)",
+        days="How many days back to count (1-7, default 1)",
+    )
+    async def hot(
+        self,
+        interaction: Interaction,
+        category: str | None = None,
+        days: app_commands.Range[int, 1, 7] = 1,
+    ) -> None:
+        """The top papers right now for this server's categories or one category."""
+        if category:
+            categories: list[str] = [validate_category(category)]
+        elif interaction.guild_id:
+            categories = await self.bot.services.guilds.categories(interaction.guild_id)
+        else:
+            categories = []
+        await interaction.response.defer(thinking=True)
+        digest = await self.bot.services.hot(categories, days)
+        if not digest.papers:
+            span = "today" if days == 1 else f"in the last {days} days"
+            where = ", ".join(categories) or "any category"
+            await interaction.followup.send(f"No paper in {where} has been shared {span} yet.")
+            return
+        now = dt.datetime.now(dt.UTC)
+        await interaction.followup.send(
+            embed=compact_embed(digest, categories, title=f"Hot now · {now:%Y-%m-%d}")
+        )
+
+    @hot.autocomplete("category")
+    async def hot_category_autocomplete(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return ac.category_choices(current)
+
+
+async def setup(bot: HotPapersBot) -> None:
+    await bot.add_cog(Papers(bot))
