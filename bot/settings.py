@@ -120,9 +120,6 @@ class DiscordSettings(_Section):
 
 
 class DigestSettings(_Section):
-    default_time: str = "09:00"
-    default_timezone: str = "UTC"
-    default_style: Literal["thread", "channel", "compact"] = "thread"
     repost_cooldown_days: int = Field(7, ge=0)
     grace_hours: float = Field(6.0, ge=0)
 
