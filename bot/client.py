@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.errors import HotPapersError, PermissionDeniedError, UserFacingError
+from bot.core.errors import HotPapersError, UserFacingError
 from bot.ui.messages import GENERIC_ERROR, error_embed
 
 if TYPE_CHECKING:
@@ -94,7 +94,8 @@ def require_manage_guild(interaction: discord.Interaction[Any]) -> bool:
     if interaction.guild_id is None:
         raise app_commands.NoPrivateMessage()
     if perms is None or not perms.manage_guild:
-        raise PermissionDeniedError("You need the **Manage Server** permission to do that.")
+        # A CheckFailure subclass, so the tree's on_error turns it into the ephemeral refusal.
+        raise app_commands.MissingPermissions(["manage_guild"])
     return True
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -20,13 +20,13 @@ from bot.core.errors import (
     DeliveryUnavailableError,
     MissingPermissionsError,
 )
-from bot.core.models import Digest, Window
-from bot.core.schedule import local_date, parse_post_time
+from bot.core.models import Digest, RankedPaper, Window
+from bot.core.schedule import local_date, next_post_time, parse_post_time
 from bot.services.digests import DigestService
 from bot.settings import DigestSettings
-from bot.storage.digests import DigestRepository
+from bot.storage.digests import DigestRecord, DigestRepository
 from bot.storage.guilds import GuildConfig, GuildRepository
-from bot.storage.runs import RunRepository
+from bot.storage.runs import RunRepository, SourceRun
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,10 @@ def empty_reason(digest: Digest, day: dt.date, threshold: float) -> str:
             "No hot papers today: arXiv announces nothing on weekends, "
             f"and no paper reached a score of {threshold:g}."
         )
-    return f"No hot papers today: no paper in this server's categories reached a score of {threshold:g}."
+    return (
+        "No hot papers today: no paper in this server's categories "
+        f"reached a score of {threshold:g}."
+    )
 
 
 class DeliveryService:
@@ -100,8 +103,6 @@ class DeliveryService:
 
     def last_slot(self, config: GuildConfig, now: dt.datetime) -> dt.datetime:
         """The most recent scheduled post time at or before ``now`` (UTC)."""
-        from bot.core.schedule import next_post_time
-
         post_time = parse_post_time(config.post_time)
         nxt = next_post_time(now - dt.timedelta(days=1, seconds=1), post_time, config.timezone)
         slot = nxt
@@ -161,7 +162,7 @@ class DeliveryService:
         gid = config.guild_id
         if config.channel_id is None or config.paused:
             return DeliveryResult(gid, day, "skipped", detail="no channel or paused")
-        record = await self.log.begin(gid, day, now)
+        record = await self.log.begin(gid, day, now=now)
         if record is None:
             return DeliveryResult(gid, day, "skipped", detail="already posted or in progress")
         try:
@@ -188,12 +189,155 @@ class DeliveryService:
             log.warning("guild %s: Discord unavailable, will retry: %s", gid, exc.message)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryError as exc:
-            await self.log.finish(record.id, "failed", error=exc.message, at=self.clock())
+            await self.log.finish(record.id, "failed", error=exc.message, now=self.clock())
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except Exception:
             log.exception("guild %s: digest for %s crashed", gid, day)
-            await self.log.finish(record.id, "failed", error="internal error", at=self.clock())
+            await self.log.finish(record.id, "failed", error="internal error", now=self.clock())
             return DeliveryResult(gid, day, "failed", detail="internal error")
 
-    async def _send(self, config, day, record, publisher, now) -> DeliveryResult:  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+    async def _send(
+        self,
+        config: GuildConfig,
+        day: dt.date,
+        record: DigestRecord,
+        publisher: Publisher,
+        now: dt.datetime,
+    ) -> DeliveryResult:
+        gid = config.guild_id
+        channel = config.channel_id
+        assert channel is not None
+        style: Style = config.style  # type: ignore[assignment]
+        if record.resuming:
+            digest = await self._planned_digest(config, record, now)
+        else:
+            missing = [
+                m
+                for m in await publisher.missing_permissions(channel, style)
+                if not m.startswith("(thread)")
+            ]
+            if missing:
+                raise MissingPermissionsError(", ".join(missing), tuple(missing))
+            digest = await self.build(config, now)
+            if digest.papers:
+                ids = [r.paper.arxiv_id for r in digest.papers]
+                await self.log.record_papers(record.id, gid, ids, now)
+
+        sent = list(record.message_ids)
+
+        async def sent_one(message_id: int) -> None:
+            sent.append(message_id)
+            await self.log.add_message(record.id, message_id, now=self.clock())
+
+        if not digest.papers:
+            if config.empty_day == "message" and not sent:
+                threshold = self.threshold(config)
+                await sent_one(
+                    await publisher.send_empty(channel, empty_reason(digest, day, threshold))
+                )
+            await self.log.finish(record.id, "empty", now=self.clock())
+            return DeliveryResult(gid, day, "empty")
+
+        if style == "compact":
+            if not sent:
+                await sent_one(await publisher.send_compact(channel, digest, config.categories))
+        else:
+            if not sent:
+                await sent_one(await publisher.send_header(channel, digest, config.categories))
+            target = channel
+            if style == "thread":
+                thread = await publisher.open_thread(
+                    channel, sent[0], f"Hot Papers {day.isoformat()}"
+                )
+                target = thread or channel
+            for index in range(len(sent) - 1, len(digest.papers)):
+                await sent_one(await publisher.send_paper(target, digest, index))
+        await self.log.finish(record.id, "sent", paper_count=len(digest.papers), now=self.clock())
+        return DeliveryResult(gid, day, "sent", papers=len(digest.papers))
+
+    def threshold(self, config: GuildConfig) -> float:
+        return config.threshold if config.threshold is not None else self.digests.ranking.threshold
+
+    async def _planned_digest(
+        self, config: GuildConfig, record: DigestRecord, now: dt.datetime
+    ) -> Digest:
+        """The papers an interrupted digest had planned, in the same order, freshly scored."""
+        planned = await self.log.planned(record.id)
+        start = min(record.started_at or now, now) - dt.timedelta(days=1)
+        window = Window(start, max(now, start + dt.timedelta(seconds=1)))
+        scored = await self.digests.build(window, threshold=0, top_n=None)
+        by_id = {r.paper.arxiv_id: r for r in scored.papers}
+        papers = await self.digests.papers.get_many(planned)
+        ranked = [
+            by_id.get(pid) or RankedPaper(papers[pid], 0.0, {}, ())
+            for pid in planned
+            if pid in by_id or pid in papers
+        ]
+        return Digest(
+            day=record.digest_date,
+            window=window,
+            categories=config.categories,
+            papers=tuple(ranked),
+            generated_at=now,
+            threshold=self.threshold(config),
+        )
+
+    # --- status -----------------------------------------------------------------------------
+
+    async def status(self, config: GuildConfig, source_names: Sequence[str]) -> GuildStatus:
+        """Everything ``/digest status`` shows, with the reasons a digest may be empty or late."""
+        now = self.clock()
+        active = config.channel_id is not None and not config.paused
+        next_post = (
+            next_post_time(now, parse_post_time(config.post_time), config.timezone)
+            if active
+            else None
+        )
+        last = await self.log.latest(config.guild_id)
+        runs = await self.runs.latest_by_source()
+        sources = {name: runs.get(name) for name in source_names}
+        notes: list[str] = []
+        if config.channel_id is None:
+            notes.append("No channel is set yet: a moderator can use /digest channel.")
+        if config.paused:
+            notes.append(f"The digest is paused ({config.pause_reason or 'by a moderator'}).")
+        if last is not None and last.status == "failed" and last.error:
+            notes.append(f"The last digest failed: {last.error}.")
+        for name, run in sources.items():
+            if run is not None and run.error:
+                notes.append(f"{name} is failing ({run.error}): the ranking is incomplete.")
+        if not sources:
+            notes.append("No popularity source is enabled on this bot.")
+        if next_post is not None:
+            local_next = local_date(next_post, config.timezone)
+            if local_next.weekday() >= 5:
+                notes.append(
+                    "The next post falls on a weekend: arXiv announces no new papers then."
+                )
+            digest = await self.build(config, now)
+            if not digest.papers:
+                notes.append(
+                    "Right now no paper in this server's categories reaches the threshold "
+                    f"({self.threshold(config):g}); the digest would be "
+                    + ("a short message." if config.empty_day == "message" else "skipped.")
+                )
+        return GuildStatus(
+            config=config,
+            next_post=next_post,
+            last=last,
+            sources=sources,
+            notes=tuple(notes),
+            default_threshold=self.digests.ranking.threshold,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GuildStatus:
+    """What ``/digest status`` shows."""
+
+    config: GuildConfig
+    next_post: dt.datetime | None
+    last: DigestRecord | None
+    sources: Mapping[str, SourceRun | None]
+    notes: tuple[str, ...]
+    default_threshold: float

@@ -1,0 +1,334 @@
+"""Digest records: the exactly-once ledger of each guild's daily post and the papers it showed.
+
+A digest goes ``pending → sending → sent | empty | failed``. :meth:`DigestRepository.begin` is
+the only way into ``sending`` and is a compare-and-swap, so two schedulers (or a restart racing
+a late job) cannot both claim the same guild and day. While sending, the caller records every
+Discord message id right after Discord confirms it (:meth:`DigestRepository.add_message`),
+which also refreshes ``heartbeat_at``.
+
+After a crash the row is left in ``sending``. The rule for it: a ``sending`` row whose
+heartbeat is older than ``stale_after`` (default 10 minutes, far longer than a send takes) is
+considered abandoned and may be claimed again (up to ``max_attempts`` claims in all); the
+claimer gets the record with the message ids already sent and resumes after the last one, so
+nothing already posted is posted again. A fresher ``sending`` row belongs to a live sender and
+``begin`` returns None; long work between messages can call ``heartbeat``. A bot that runs as
+a single process may, at start, call :meth:`DigestRepository.release_abandoned` with its start
+time: every ``sending`` row older than that was left by a dead process and is resumed at once.
+
+The one message that can repeat is one Discord accepted in the instant before the process died
+and before its id was recorded. A message ``nonce`` with ``enforce_nonce`` narrows that too, but
+Discord only remembers nonces for a few minutes, so it helps fast restarts only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.core.errors import StorageError
+from bot.storage.dialect import aware, chunked, insert_for, utcnow
+from bot.storage.engine import Database
+from bot.storage.tables import digest_papers, digests
+
+log = logging.getLogger(__name__)
+
+FINISHED_STATUSES = ("sent", "empty", "failed")
+DONE_STATUSES = ("sent", "empty")  # never claimed again
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """One guild's digest for one day, as recorded."""
+
+    id: int
+    guild_id: int
+    digest_date: dt.date
+    status: str  # pending | sending | sent | empty | failed
+    attempts: int
+    started_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+    message_ids: tuple[int, ...]
+    paper_count: int
+
+    @property
+    def done(self) -> bool:
+        """Sent, or deliberately empty: never to be posted again."""
+        return self.status in DONE_STATUSES
+
+    @property
+    def resuming(self) -> bool:
+        """An earlier attempt already posted some messages; continue after the last one."""
+        return bool(self.message_ids)
+
+
+class DigestRepository:
+    """Claims, progress and outcome of daily digests, and which papers each guild was shown."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        stale_after: dt.timedelta = dt.timedelta(minutes=10),
+        max_attempts: int = 5,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self.stale_after = stale_after
+        self.max_attempts = max_attempts
+        self._clock = clock
+
+    def _now(self, now: dt.datetime | None) -> dt.datetime:
+        return aware(self._clock() if now is None else now, "now")
+
+    async def plan(self, guild_id: int, date: dt.date) -> DigestRecord:
+        """Make sure a record exists for the day (``pending`` if new) and return it."""
+        stmt = insert_for(self._db, digests).values(guild_id=guild_id, digest_date=date)
+        async with self._db.write() as conn:
+            await conn.execute(stmt.on_conflict_do_nothing())
+            record = await _fetch(conn, guild_id, date)
+        assert record is not None  # just inserted or already there, in this transaction
+        return record
+
+    async def begin(
+        self, guild_id: int, date: dt.date, *, now: dt.datetime | None = None
+    ) -> DigestRecord | None:
+        """Claim the day's digest for sending, or None if it must not be sent now.
+
+        Claimable: no record yet, ``pending``, or — while attempts are left — ``failed`` or a
+        ``sending`` gone stale (see the module docstring). Never: ``sent``, ``empty``, a live
+        ``sending``; and nothing after ``max_attempts`` (a send that crashes the bot each time
+        must not loop forever).
+        """
+        now = self._now(now)
+        claim = {
+            "status": "sending",
+            "started_at": now,
+            "heartbeat_at": now,
+            "finished_at": None,
+            "error": None,
+        }
+        async with self._db.write() as conn:
+            inserted = await conn.execute(
+                insert_for(self._db, digests)
+                .values(guild_id=guild_id, digest_date=date, attempts=1, **claim)
+                .on_conflict_do_nothing()
+            )
+            if not inserted.rowcount:
+                stale = or_(
+                    digests.c.heartbeat_at.is_(None),
+                    digests.c.heartbeat_at < now - self.stale_after,
+                )
+                claimed = await conn.execute(
+                    update(digests)
+                    .where(
+                        digests.c.guild_id == guild_id,
+                        digests.c.digest_date == date,
+                        or_(
+                            digests.c.status == "pending",
+                            and_(
+                                digests.c.status == "failed",
+                                digests.c.attempts < self.max_attempts,
+                            ),
+                            and_(
+                                digests.c.status == "sending",
+                                stale,
+                                digests.c.attempts < self.max_attempts,
+                            ),
+                        ),
+                    )
+                    .values(attempts=digests.c.attempts + 1, **claim)
+                )
+                if not claimed.rowcount:
+                    return None
+            record = await _fetch(conn, guild_id, date)
+        assert record is not None
+        if record.attempts > 1:
+            log.info(
+                "digest %s for guild %s on %s claimed again (attempt %d, %d messages already sent)",
+                record.id,
+                guild_id,
+                date,
+                record.attempts,
+                len(record.message_ids),
+            )
+        return record
+
+    async def add_message(
+        self, digest_id: int, message_id: int, *, now: dt.datetime | None = None
+    ) -> DigestRecord:
+        """Record a message Discord confirmed as sent (and that the sender is alive)."""
+        now = self._now(now)
+        async with self._db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(digests.c.message_ids).where(digests.c.id == digest_id).with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise StorageError(f"no digest with id {digest_id}")
+            ids = list(row.message_ids)
+            if message_id not in ids:
+                ids.append(message_id)
+            await conn.execute(
+                update(digests)
+                .where(digests.c.id == digest_id)
+                .values(message_ids=ids, heartbeat_at=now)
+            )
+            return await _fetch_id(conn, digest_id)
+
+    async def release_abandoned(self, before: dt.datetime) -> int:
+        """Make ``sending`` rows last heard of before ``before`` claimable now; returns how many.
+
+        Only for a deployment with one bot process per database, called at its start with its
+        start time: such rows can only belong to a process that died.
+        """
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(digests)
+                .where(
+                    digests.c.status == "sending",
+                    digests.c.heartbeat_at < aware(before, "before"),
+                )
+                .values(heartbeat_at=None)
+            )
+        if result.rowcount:
+            log.warning("%d digests were left half-sent by a previous run", result.rowcount)
+        return int(result.rowcount)
+
+    async def heartbeat(self, digest_id: int, *, now: dt.datetime | None = None) -> None:
+        """Tell others this send is alive (for long work between messages)."""
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(digests)
+                .where(digests.c.id == digest_id, digests.c.status == "sending")
+                .values(heartbeat_at=self._now(now))
+            )
+        if not result.rowcount:
+            raise StorageError(f"no digest {digest_id} being sent")
+
+    async def finish(
+        self,
+        digest_id: int,
+        status: str,
+        error: str | None = None,
+        paper_count: int = 0,
+        *,
+        now: dt.datetime | None = None,
+    ) -> DigestRecord:
+        """Record the outcome: ``sent``, ``empty`` (nothing to post) or ``failed``."""
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"a digest finishes as one of {FINISHED_STATUSES}, not {status!r}")
+        now = self._now(now)
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(digests)
+                .where(digests.c.id == digest_id)
+                .values(
+                    status=status,
+                    error=error,
+                    paper_count=paper_count,
+                    finished_at=now,
+                    heartbeat_at=now,
+                )
+            )
+            if not result.rowcount:
+                raise StorageError(f"no digest with id {digest_id}")
+            return await _fetch_id(conn, digest_id)
+
+    async def get(self, guild_id: int, date: dt.date) -> DigestRecord | None:
+        async with self._db.read() as conn:
+            return await _fetch(conn, guild_id, date)
+
+    async def latest(self, guild_id: int) -> DigestRecord | None:
+        """The guild's most recent digest by date, whatever its status."""
+        stmt = (
+            select(digests)
+            .where(digests.c.guild_id == guild_id)
+            .order_by(digests.c.digest_date.desc())
+            .limit(1)
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _record(row)
+
+    async def record_papers(
+        self, digest_id: int, guild_id: int, arxiv_ids: Iterable[str], at: dt.datetime
+    ) -> None:
+        """Remember which papers a digest showed, in rank order (idempotent on resume)."""
+        at = aware(at, "at")
+        rows = [
+            {
+                "digest_id": digest_id,
+                "guild_id": guild_id,
+                "arxiv_id": arxiv_id,
+                "rank": rank,
+                "posted_at": at,
+            }
+            for rank, arxiv_id in enumerate(dict.fromkeys(arxiv_ids), start=1)
+        ]
+        for batch in chunked(rows):
+            async with self._db.write() as conn:
+                await conn.execute(
+                    insert_for(self._db, digest_papers).on_conflict_do_nothing(), batch
+                )
+
+    async def planned(self, digest_id: int) -> list[str]:
+        """The papers a digest recorded before its first message, in rank order."""
+        stmt = (
+            select(digest_papers.c.arxiv_id)
+            .where(digest_papers.c.digest_id == digest_id)
+            .order_by(digest_papers.c.rank)
+        )
+        async with self._db.read() as conn:
+            return list((await conn.execute(stmt)).scalars())
+
+    async def recently_posted(self, guild_id: int, since: dt.datetime) -> set[str]:
+        """Papers shown to the guild at or after ``since`` (to avoid repeating them)."""
+        stmt = (
+            select(digest_papers.c.arxiv_id)
+            .distinct()
+            .where(
+                digest_papers.c.guild_id == guild_id,
+                digest_papers.c.posted_at >= aware(since, "since"),
+            )
+        )
+        async with self._db.read() as conn:
+            return set((await conn.execute(stmt)).scalars())
+
+
+async def _fetch(conn: AsyncConnection, guild_id: int, date: dt.date) -> DigestRecord | None:
+    stmt = select(digests).where(digests.c.guild_id == guild_id, digests.c.digest_date == date)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _record(row)
+
+
+async def _fetch_id(conn: AsyncConnection, digest_id: int) -> DigestRecord:
+    row = (await conn.execute(select(digests).where(digests.c.id == digest_id))).first()
+    if row is None:
+        raise StorageError(f"no digest with id {digest_id}")
+    return _record(row)
+
+
+def _record(row: Row[Any]) -> DigestRecord:
+    return DigestRecord(
+        id=row.id,
+        guild_id=row.guild_id,
+        digest_date=row.digest_date,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        heartbeat_at=row.heartbeat_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        message_ids=tuple(int(i) for i in row.message_ids),
+        paper_count=row.paper_count,
+    )

@@ -1,0 +1,229 @@
+"""Mention storage: posts linking papers, their links, and a metrics snapshot per fetch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, select, tuple_
+from sqlalchemy.engine import Row
+
+from bot.core.models import Mention, Window
+from bot.storage.dialect import aware, chunked, insert_for
+from bot.storage.engine import Database
+from bot.storage.tables import (
+    METRIC_COLUMNS,
+    mention_metrics,
+    mention_papers,
+    mentions,
+    missing_ids,
+    papers,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMention:
+    """A stored mention whose metrics are those of its latest snapshot, taken at ``fetched_at``."""
+
+    mention: Mention
+    fetched_at: dt.datetime
+
+
+class MentionRepository:
+    """Mentions keyed by (source, post_id), their paper links and their metrics over time."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert(self, items: Iterable[Mention], fetched_at: dt.datetime) -> int:
+        """Store mentions as fetched at ``fetched_at``; returns how many distinct posts.
+
+        The post row is inserted or refreshed, its links replaced by the ones given, and a
+        metrics snapshot recorded for ``fetched_at``: storing the same fetch again overwrites
+        that snapshot, a later fetch adds one (so popularity can be charted over time).
+        """
+        fetched_at = aware(fetched_at, "fetched_at")
+        unique = {(m.source, m.post_id): m for m in items}
+        for batch in chunked(unique.values()):
+            stmt = insert_for(self._db, mentions)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[mentions.c.source, mentions.c.post_id],
+                # first_seen_at stays as first written.
+                set_={
+                    name: stmt.excluded[name]
+                    for name in ("url", "author", "author_name", "text", "lang", "created_at")
+                },
+            )
+            keys = [(m.source, m.post_id) for m in batch]
+            async with self._db.write() as conn:
+                await conn.execute(stmt, [_mention_row(m, fetched_at) for m in batch])
+                result = await conn.execute(
+                    select(mentions.c.id, mentions.c.source, mentions.c.post_id).where(
+                        tuple_(mentions.c.source, mentions.c.post_id).in_(keys)
+                    )
+                )
+                ids = {(source, post_id): id_ for id_, source, post_id in result}
+                mention_ids = list(ids.values())
+                await conn.execute(
+                    delete(mention_papers).where(mention_papers.c.mention_id.in_(mention_ids))
+                )
+                links = [
+                    {"mention_id": ids[m.source, m.post_id], "arxiv_id": arxiv_id, "position": i}
+                    for m in batch
+                    for i, arxiv_id in enumerate(dict.fromkeys(m.arxiv_ids))
+                ]
+                if links:
+                    await conn.execute(mention_papers.insert(), links)
+                snapshot = insert_for(self._db, mention_metrics)
+                snapshot = snapshot.on_conflict_do_update(
+                    index_elements=[mention_metrics.c.mention_id, mention_metrics.c.fetched_at],
+                    set_={name: snapshot.excluded[name] for name in METRIC_COLUMNS},
+                )
+                await conn.execute(
+                    snapshot,
+                    [_metrics_row(ids[m.source, m.post_id], fetched_at, m) for m in batch],
+                )
+        log.debug("stored %d mentions fetched at %s", len(unique), fetched_at)
+        return len(unique)
+
+    async def in_window(
+        self, window: Window, *, sources: Iterable[str] | None = None
+    ) -> list[StoredMention]:
+        """Mentions created in ``window`` (optionally only from ``sources``), oldest first.
+
+        Each carries the metrics of its latest snapshot; one query for the mentions and their
+        latest metrics, one for their links.
+        """
+        conditions = [
+            mentions.c.created_at >= window.start,
+            mentions.c.created_at < window.end,
+        ]
+        if sources is not None:
+            conditions.append(mentions.c.source.in_(list(sources)))
+        # The newest snapshot per mention: a MAX over the (mention_id, fetched_at) primary key,
+        # i.e. one index probe per mention, correlated inside the join.
+        earlier = mention_metrics.alias("snapshots")
+        latest = (
+            select(func.max(earlier.c.fetched_at))
+            .where(earlier.c.mention_id == mentions.c.id)
+            .correlate(mentions)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(
+                mentions,
+                mention_metrics.c.fetched_at.label("metrics_at"),
+                *(mention_metrics.c[name] for name in METRIC_COLUMNS),
+            )
+            .select_from(
+                mentions.outerjoin(
+                    mention_metrics,
+                    and_(
+                        mention_metrics.c.mention_id == mentions.c.id,
+                        mention_metrics.c.fetched_at == latest,
+                    ),
+                )
+            )
+            .where(*conditions)
+            .order_by(mentions.c.created_at, mentions.c.id)
+        )
+        links_stmt = (
+            select(mention_papers.c.mention_id, mention_papers.c.arxiv_id)
+            .join(mentions, mentions.c.id == mention_papers.c.mention_id)
+            .where(*conditions)
+            .order_by(mention_papers.c.mention_id, mention_papers.c.position)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+            links: dict[int, list[str]] = {}
+            for mention_id, arxiv_id in await conn.execute(links_stmt):
+                links.setdefault(mention_id, []).append(arxiv_id)
+        return [
+            StoredMention(
+                mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
+                fetched_at=row.metrics_at or row.first_seen_at,
+            )
+            for row in rows
+        ]
+
+    async def unresolved_ids(self, limit: int | None = None) -> list[str]:
+        """Linked arXiv ids that are neither stored papers nor known to be missing, sorted."""
+        stmt = (
+            select(mention_papers.c.arxiv_id)
+            .distinct()
+            .where(
+                ~exists().where(papers.c.arxiv_id == mention_papers.c.arxiv_id),
+                ~exists().where(missing_ids.c.arxiv_id == mention_papers.c.arxiv_id),
+            )
+            .order_by(mention_papers.c.arxiv_id)
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        async with self._db.read() as conn:
+            return list((await conn.execute(stmt)).scalars())
+
+    async def history(self, source: str, post_id: str) -> list[tuple[dt.datetime, dict[str, int]]]:
+        """Every metrics snapshot of one post, oldest first (empty if the post is unknown)."""
+        stmt = (
+            select(mention_metrics)
+            .join(mentions, mentions.c.id == mention_metrics.c.mention_id)
+            .where(mentions.c.source == source, mentions.c.post_id == post_id)
+            .order_by(mention_metrics.c.fetched_at)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.fetched_at, _metrics(row)) for row in rows]
+
+
+def _mention_row(mention: Mention, fetched_at: dt.datetime) -> dict[str, Any]:
+    return {
+        "source": mention.source,
+        "post_id": mention.post_id,
+        "url": mention.url,
+        "author": mention.author,
+        "author_name": mention.author_name,
+        "text": mention.text,
+        "lang": mention.lang,
+        "created_at": aware(mention.created_at, "Mention.created_at"),
+        "first_seen_at": fetched_at,
+    }
+
+
+def _metrics_row(mention_id: int, fetched_at: dt.datetime, mention: Mention) -> dict[str, Any]:
+    unknown = set(mention.metrics) - set(METRIC_COLUMNS)
+    if unknown:
+        # A source reporting a metric the schema has no column for needs a migration, not a crash.
+        log.warning("%s metrics without a column are not stored: %s", mention.source, unknown)
+    row: dict[str, Any] = {"mention_id": mention_id, "fetched_at": fetched_at}
+    for name in METRIC_COLUMNS:
+        value = mention.metrics.get(name)
+        row[name] = None if value is None else int(value)
+    return row
+
+
+def _metrics(row: Row[Any]) -> dict[str, int]:
+    """The metrics a snapshot row reports; NULL columns are metrics the source lacks."""
+    mapping = row._mapping
+    return {name: int(mapping[name]) for name in METRIC_COLUMNS if mapping[name] is not None}
+
+
+def _mention_from_row(
+    row: Row[Any], arxiv_ids: tuple[str, ...], metrics: dict[str, int]
+) -> Mention:
+    return Mention(
+        source=row.source,
+        post_id=row.post_id,
+        url=row.url,
+        author=row.author,
+        text=row.text,
+        created_at=row.created_at,
+        arxiv_ids=arxiv_ids,
+        metrics=metrics,
+        author_name=row.author_name,
+        lang=row.lang,
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the hotpapers schema (a package so that env.py ships in the wheel)."""

@@ -1,0 +1,240 @@
+"""The schema as SQLAlchemy Core tables: what the repositories query and migrations must produce.
+
+Migrations are the source of truth for the database; these tables mirror the head revision
+(``tests/storage/test_migrations.py`` compares the two) and give the repositories typed columns.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+
+from bot.storage.types import ISODate, JSONText, UTCDateTime
+
+# Named constraints let future migrations alter tables on SQLite (batch mode recreates the table
+# and can only drop what it can name).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+METRIC_COLUMNS = ("reposts", "likes", "replies", "quotes", "points", "comments", "upvotes")
+DIGEST_STATUSES = ("pending", "sending", "sent", "empty", "failed")
+GUILD_STYLES = ("thread", "channel", "compact")
+EMPTY_DAY_MODES = ("message", "silent")
+
+# The FTS5 tables (SQLite only) are created by migration 0001, not here: SQLAlchemy has no
+# notion of virtual tables. Their columns, in this order, are what the bm25 weights refer to.
+PAPERS_FTS = "papers_fts"  # title, authors, abstract: search
+PAPERS_TITLE_FTS = "papers_title_fts"  # title, authors, with prefix indexes: autocomplete
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+papers = Table(
+    "papers",
+    metadata,
+    # An explicit INTEGER PRIMARY KEY is SQLite's rowid, and only such a rowid survives VACUUM
+    # unchanged; the external-content FTS index is keyed by it.
+    Column("id", Integer, primary_key=True),
+    Column("arxiv_id", String(32), nullable=False, unique=True),
+    Column("version", Integer),
+    Column("title", Text, nullable=False),
+    Column("abstract", Text, nullable=False),
+    Column("authors", JSONText, nullable=False),
+    Column("primary_category", String(32), nullable=False),
+    Column("comment", Text),
+    Column("journal_ref", Text),
+    Column("doi", Text),
+    Column("published", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("fetched_at", UTCDateTime, nullable=False),
+)
+
+paper_categories = Table(
+    "paper_categories",
+    metadata,
+    Column(
+        "arxiv_id",
+        String(32),
+        ForeignKey("papers.arxiv_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("category", String(32), nullable=False),
+    # Paper.categories is ordered (primary first, then arXiv's order), a set of rows is not.
+    Column("position", SmallInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("arxiv_id", "category"),
+    Index(None, "category"),
+)
+
+missing_ids = Table(
+    "missing_ids",
+    metadata,
+    Column("arxiv_id", String(32), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+)
+
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("post_id", String(128), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("author_name", Text),
+    Column("text", Text, nullable=False),
+    Column("lang", String(16)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "post_id"),
+    Index(None, "created_at"),
+    Index(None, "source", "created_at"),
+)
+
+mention_papers = Table(
+    "mention_papers",
+    metadata,
+    Column(
+        "mention_id",
+        Integer,
+        ForeignKey("mentions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # No foreign key to papers: a post may link an id that is not resolved yet (or never will be).
+    Column("arxiv_id", String(32), nullable=False),
+    Column("position", SmallInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("mention_id", "arxiv_id"),
+    Index(None, "arxiv_id"),
+)
+
+mention_metrics = Table(
+    "mention_metrics",
+    metadata,
+    Column(
+        "mention_id",
+        Integer,
+        ForeignKey("mentions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    # NULL = the source does not report this metric, which is not the same as a count of 0.
+    *(Column(name, Integer) for name in METRIC_COLUMNS),
+    PrimaryKeyConstraint("mention_id", "fetched_at"),
+)
+
+source_runs = Table(
+    "source_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("mentions", Integer, nullable=False, server_default=text("0")),
+    Column("requests", Integer, nullable=False, server_default=text("0")),
+    Column("error", Text),
+    Index(None, "source", "started_at"),
+)
+
+guilds = Table(
+    "guilds",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("channel_id", BigInteger),
+    Column("post_time", String(5), nullable=False, server_default="09:00"),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("top_n", Integer, nullable=False, server_default=text("10")),
+    Column("threshold", Float),  # NULL = the global ranking.threshold
+    Column("style", String(16), nullable=False, server_default="thread"),
+    Column("empty_day", String(16), nullable=False, server_default="message"),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("pause_reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(f"style IN ({_in(GUILD_STYLES)})", name="style"),
+    CheckConstraint(f"empty_day IN ({_in(EMPTY_DAY_MODES)})", name="empty_day"),
+    CheckConstraint("top_n >= 1", name="top_n"),
+)
+
+guild_categories = Table(
+    "guild_categories",
+    metadata,
+    Column(
+        "guild_id",
+        BigInteger,
+        ForeignKey("guilds.guild_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("category", String(32), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("guild_id", "category"),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "guild_id",
+        BigInteger,
+        ForeignKey("guilds.guild_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest_date", ISODate, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", UTCDateTime),
+    # Last sign of life of the sender (claim or message sent): how a crashed send is told apart
+    # from a slow one.
+    Column("heartbeat_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("error", Text),
+    Column("message_ids", JSONText, nullable=False, server_default="[]"),
+    Column("paper_count", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("guild_id", "digest_date"),
+    CheckConstraint(f"status IN ({_in(DIGEST_STATUSES)})", name="status"),
+)
+
+digest_papers = Table(
+    "digest_papers",
+    metadata,
+    Column(
+        "digest_id",
+        Integer,
+        ForeignKey("digests.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("arxiv_id", String(32), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("posted_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("digest_id", "arxiv_id"),
+    Index(None, "guild_id", "arxiv_id", "posted_at"),
+)

@@ -1,0 +1,377 @@
+"""PaperRepository: upserts, lookups, missing ids, FTS5 search, autocomplete and hostile input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import delete, text
+
+from bot.storage.engine import Database
+from bot.storage.papers import (
+    PaperRepository,
+    id_prefix,
+    match_expression,
+    prefix_expression,
+    quote_term,
+)
+from bot.storage.tables import papers
+from tests.storage.factories import T0, make_paper
+
+UTC = dt.UTC
+
+
+@pytest.fixture
+def repo(db: Database) -> PaperRepository:
+    return PaperRepository(db)
+
+
+async def fts_integrity(db: Database) -> None:
+    """FTS5's own check that the external-content indexes agree with papers (raises if not)."""
+    async with db.read() as conn:
+        for table in ("papers_fts", "papers_title_fts"):
+            await conn.execute(
+                text(f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 1)")  # noqa: S608
+            )
+
+
+async def test_round_trip(repo: PaperRepository) -> None:
+    paper = make_paper(
+        "2503.00001",
+        title="Attention is all you need",
+        authors=("Ashish Vaswani", "Noam Shazeer"),
+        categories=("cs.CL", "cs.LG", "stat.ML"),
+        version=3,
+        comment="15 pages",
+        journal_ref="NeurIPS 2017",
+        doi="10.1/abc",
+    )
+    assert await repo.upsert([paper], T0) == 1
+    stored = await repo.get("2503.00001")
+    assert stored == paper
+    assert stored is not None
+    assert stored.published.tzinfo is not None
+    assert stored.published.utcoffset() == dt.timedelta(0)
+    assert await repo.get("2503.99999") is None
+    assert await repo.count() == 1
+
+
+async def test_datetimes_are_normalised_to_utc(repo: PaperRepository) -> None:
+    cet = dt.timezone(dt.timedelta(hours=1))
+    await repo.upsert([make_paper(published=dt.datetime(2025, 3, 1, 13, 0, tzinfo=cet))], T0)
+    stored = await repo.get("2503.00001")
+    assert stored is not None
+    assert stored.published == T0
+    assert stored.published.tzinfo == UTC
+
+
+async def test_naive_datetimes_are_refused(repo: PaperRepository) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await repo.upsert([make_paper()], dt.datetime(2025, 1, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await repo.upsert([make_paper(published=dt.datetime(2025, 1, 1))], T0)
+
+
+async def test_upsert_twice_updates_in_place(repo: PaperRepository, db: Database) -> None:
+    await repo.upsert([make_paper(title="Old title about llamas", categories=("cs.LG",))], T0)
+    newer = make_paper(title="New title about alpacas", categories=("cs.CV", "cs.LG"), version=2)
+    await repo.upsert([newer, newer], T0 + dt.timedelta(hours=1))
+    await repo.upsert([newer], T0 + dt.timedelta(hours=2))  # unchanged text: FTS untouched
+    assert await repo.count() == 1
+    assert await repo.get("2503.00001") == newer
+    assert await repo.search("llamas") == []
+    assert [p.arxiv_id for p in await repo.search("alpacas")] == ["2503.00001"]
+    await fts_integrity(db)
+
+
+async def test_deleting_a_paper_removes_it_from_the_index(
+    repo: PaperRepository, db: Database
+) -> None:
+    await repo.upsert([make_paper(title="Quokka dynamics")], T0)
+    async with db.write() as conn:
+        await conn.execute(delete(papers))
+    assert await repo.search("quokka") == []
+    assert await repo.autocomplete("quok") == []
+    await fts_integrity(db)
+
+
+async def test_get_many_and_known_ids(repo: PaperRepository) -> None:
+    await repo.upsert([make_paper(f"2503.0000{i}") for i in range(1, 4)], T0)
+    found = await repo.get_many(["2503.00001", "2503.00003", "2503.09999"])
+    assert set(found) == {"2503.00001", "2503.00003"}
+    assert await repo.known_ids(["2503.00002", "2503.09999"]) == {"2503.00002"}
+    assert await repo.get_many([]) == {}
+
+
+async def test_many_ids_are_batched(repo: PaperRepository) -> None:
+    ids = [f"2503.{i:05d}" for i in range(1200)]
+    await repo.upsert([make_paper(i) for i in ids], T0)
+    assert len(await repo.get_many(ids)) == 1200
+    assert await repo.known_ids([*ids, "nope"]) == set(ids)
+
+
+async def test_missing_ids(repo: PaperRepository) -> None:
+    await repo.mark_missing(["2503.77777", "2503.88888"], "arXiv: no such id", T0)
+    await repo.mark_missing(["2503.77777"], "still unknown", T0 + dt.timedelta(days=1))
+    assert await repo.missing_ids(["2503.77777", "2503.00001"]) == {"2503.77777"}
+    # A paper that turns up after all is no longer missing.
+    await repo.upsert([make_paper("2503.88888")], T0)
+    assert await repo.missing_ids(["2503.77777", "2503.88888"]) == {"2503.77777"}
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+
+async def test_search_ranks_title_matches_above_abstract_matches(repo: PaperRepository) -> None:
+    await repo.upsert(
+        [
+            make_paper(
+                "2503.00001",
+                title="Scaling laws for neural language models",
+                abstract="We study power laws of cross-entropy loss in deep networks.",
+            ),
+            make_paper(
+                "2503.00002",
+                title="Graph networks for physics",
+                abstract="A diffusion model and a graph: we compare with diffusion baselines.",
+            ),
+            make_paper(
+                "2503.00003",
+                title="Diffusion models beat GANs on image synthesis",
+                abstract="We show that models of this kind reach a new state of the art.",
+            ),
+        ],
+        T0,
+    )
+    found = await repo.search("diffusion")
+    assert [p.arxiv_id for p in found] == ["2503.00003", "2503.00002"]
+    assert [p.arxiv_id for p in await repo.search("diffusion GANs")] == ["2503.00003"]
+    assert [p.arxiv_id for p in await repo.search("neural scaling")] == ["2503.00001"]
+    assert await repo.search("diffusion", limit=1) == found[:1]
+
+
+async def test_search_tiers(repo: PaperRepository) -> None:
+    # Stored oldest first: ids grow with storage order, which is what "newest" means here.
+    await repo.upsert(
+        [
+            make_paper("2503.00001", title="Sparse attention", abstract="Nothing else."),
+            make_paper("2503.00002", title="On models", abstract="We use sparse attention."),
+            make_paper(
+                "2503.00003",
+                title="Sparse attention for long sparse attention contexts",
+                abstract="Sparse attention again.",
+            ),
+            make_paper("2503.00004", title="Other work", abstract="Sparse attention, too."),
+            make_paper("2503.00005", title="Sparse", abstract="No second word here."),
+        ],
+        T0,
+    )
+    found = [p.arxiv_id for p in await repo.search("sparse attention")]
+    # Title matches first, by bm25 (the denser title wins; it is also older than others),
+    # then papers with the words only in the abstract, newest first. 00005 lacks "attention".
+    assert found == ["2503.00003", "2503.00001", "2503.00004", "2503.00002"]
+    assert [p.arxiv_id for p in await repo.search("sparse attention", limit=3)] == found[:3]
+
+
+async def test_search_finds_authors_and_ignores_case(repo: PaperRepository) -> None:
+    await repo.upsert([make_paper(authors=("Geoffrey Hinton", "Yann LeCun"))], T0)
+    assert len(await repo.search("lecun")) == 1
+    assert len(await repo.search("HINTON")) == 1
+
+
+async def test_diacritics_are_folded(repo: PaperRepository) -> None:
+    await repo.upsert(
+        [
+            make_paper("2503.00001", authors=("José Pérez",), title="Über Schrödinger"),
+            make_paper("2503.00002", title="Perez and the naive Bayes"),
+        ],
+        T0,
+    )
+    assert {p.arxiv_id for p in await repo.search("perez")} == {"2503.00001", "2503.00002"}
+    assert {p.arxiv_id for p in await repo.search("Pérez")} == {"2503.00001", "2503.00002"}
+    assert [p.arxiv_id for p in await repo.search("schrodinger uber")] == ["2503.00001"]
+    assert [p.arxiv_id for p in await repo.search("naïve")] == ["2503.00002"]
+    # Decomposed input (e + combining acute) is normalised before tokenising.
+    assert len(await repo.search("Pe\u0301rez")) == 2
+    assert {a for a, _ in await repo.autocomplete("pér")} == {"2503.00001", "2503.00002"}
+    assert [a for a, _ in await repo.autocomplete("schrö")] == ["2503.00001"]
+
+
+HOSTILE = [
+    "",
+    "   ",
+    '"',
+    '""',
+    'a"b',
+    "'",
+    "AND",
+    "OR NOT",
+    "diffusion AND",
+    "NOT diffusion",
+    "NEAR(",
+    "NEAR(diffusion models, 2)",
+    "*",
+    "diff*",
+    "^diffusion",
+    "-diffusion",
+    "diffusion -models",
+    "title:diffusion",
+    "{title abstract}: diffusion",
+    "abstract : x",
+    "(((",
+    "diffusion)",
+    "(diffusion OR",
+    "+",
+    ":",
+    "🔥🔥🔥",
+    "diffusion 🔥 models",
+    "\x00",
+    "diffusion\x00models",
+    "💥" * 500,
+    "a" * 5000,
+    " ".join(["diffusion"] * 500),
+    "rank:1",
+    "papers_fts",
+    "'); DROP TABLE papers; --",
+    "\\",
+    "%_",
+    "テスト 拡散",
+    "ﷺ",
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+async def test_hostile_input_never_raises(repo: PaperRepository, db: Database, query: str) -> None:
+    await repo.upsert(
+        [make_paper(title="Diffusion models", abstract="Denoising diffusion: NEAR and AND.")], T0
+    )
+    found = await repo.search(query)
+    suggestions = await repo.autocomplete(query)
+    assert isinstance(found, list)
+    assert isinstance(suggestions, list)
+    assert await repo.count() == 1  # nothing dropped, whatever the input
+    await fts_integrity(db)
+
+
+async def test_operators_are_searched_as_words(repo: PaperRepository) -> None:
+    await repo.upsert(
+        [
+            make_paper("2503.00001", title="Diffusion models"),
+            make_paper("2503.00002", title="Diffusion NOT models"),
+        ],
+        T0,
+    )
+    # As FTS syntax this would exclude 2503.00002; as words it requires "not".
+    assert [p.arxiv_id for p in await repo.search("diffusion NOT models")] == ["2503.00002"]
+    # "title:" is not a column filter: it is the word "title", which no paper contains.
+    assert await repo.search("title:diffusion") == []
+    assert len(await repo.search("diffusion*")) == 2  # "*" is a separator, not a prefix
+
+
+async def test_empty_and_symbol_only_input_returns_nothing(repo: PaperRepository) -> None:
+    await repo.upsert([make_paper(title="Anything")], T0)
+    for query in ("", "   ", "***", "()", '"', "🔥"):
+        assert await repo.search(query) == []
+        assert await repo.autocomplete(query) == []
+
+
+# -- autocomplete ---------------------------------------------------------------------------------
+
+
+async def test_autocomplete_completes_the_last_word(repo: PaperRepository) -> None:
+    await repo.upsert(
+        [
+            make_paper("2503.00001", title="Attention is all you need"),
+            make_paper("2503.00002", title="Attention mechanisms in vision"),
+            make_paper("2503.00003", title="Tension in lattice gauge theory"),
+            make_paper("2503.00004", title="Other", abstract="attention everywhere"),
+        ],
+        T0,
+    )
+    assert {a for a, _ in await repo.autocomplete("atten")} == {"2503.00001", "2503.00002"}
+    assert await repo.autocomplete("attention is al") == [
+        ("2503.00001", "Attention is all you need")
+    ]
+    assert [a for a, _ in await repo.autocomplete("attention vis")] == ["2503.00002"]
+    # A separator after the last word means it is complete: "ten" is not a prefix any more.
+    assert await repo.autocomplete("ten ") == []
+    assert [a for a, _ in await repo.autocomplete("tens")] == ["2503.00003"]
+    # One letter is too short to complete alone; with words before it, it is ignored.
+    assert await repo.autocomplete("a") == []
+    assert [a for a, _ in await repo.autocomplete("vision a")] == ["2503.00002"]
+    assert len(await repo.autocomplete("attention", limit=1)) == 1
+
+
+async def test_autocomplete_by_id_prefix(repo: PaperRepository) -> None:
+    await repo.upsert(
+        [
+            make_paper("2503.01234", title="One"),
+            make_paper("2503.01299", title="Two"),
+            make_paper("2504.00001", title="Three"),
+            make_paper("hep-th/9901001", title="Old style"),
+        ],
+        T0,
+    )
+    assert await repo.autocomplete("2503.012") == [("2503.01299", "Two"), ("2503.01234", "One")]
+    assert [a for a, _ in await repo.autocomplete("2504")] == ["2504.00001"]
+    assert [a for a, _ in await repo.autocomplete("arXiv:2503.01234v2")] == ["2503.01234"]
+    assert [a for a, _ in await repo.autocomplete("https://arxiv.org/abs/2504.0")] == ["2504.00001"]
+    assert [a for a, _ in await repo.autocomplete("hep-th/99")] == ["hep-th/9901001"]
+    assert await repo.autocomplete("2599") == []
+
+
+# -- query building -------------------------------------------------------------------------------
+
+
+def test_quote_term_doubles_quotes() -> None:
+    assert quote_term('say "hi"') == '"say ""hi"""'
+
+
+@pytest.mark.parametrize(
+    ("user_text", "expected"),
+    [
+        ("diffusion models", '"diffusion" "models"'),
+        ('title:x AND "y', '"title" "x" "AND" "y"'),
+        ("NEAR(a b)", '"NEAR" "a" "b"'),
+        ("self-supervised", '"self" "supervised"'),
+        ("snake_case", '"snake" "case"'),
+        ("data Data information data", '"data" "information"'),
+        ("🔥", None),
+        ("", None),
+    ],
+)
+def test_match_expression(user_text: str, expected: str | None) -> None:
+    assert match_expression(user_text) == expected
+
+
+@pytest.mark.parametrize(
+    ("user_text", "expected"),
+    [
+        ("attention is al", '"attention" "is" "al"*'),
+        ("attention ", '"attention"'),
+        ("attention-", '"attention"'),
+        ("x", None),
+        ("deep x", '"deep"'),
+        ("", None),
+    ],
+)
+def test_prefix_expression(user_text: str, expected: str | None) -> None:
+    assert prefix_expression(user_text) == expected
+
+
+@pytest.mark.parametrize(
+    ("user_text", "expected"),
+    [
+        ("2401.12345", "2401.12345"),
+        ("2401.", "2401."),
+        ("24", "24"),
+        ("arxiv:2401.1", "2401.1"),
+        ("2401.12345v3", "2401.12345"),
+        ("hep-th/9901", "hep-th/9901"),
+        ("math.AG/0101", "math.ag/0101"),
+        ("attention", None),
+        ("2", None),
+    ],
+)
+def test_id_prefix(user_text: str, expected: str | None) -> None:
+    assert id_prefix(user_text) == expected
