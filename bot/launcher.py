@@ -21,6 +21,7 @@ from bot.runtime import Runtime, open_runtime
 from bot.scheduling import Scheduler, digest_job_id
 from bot.services.delivery import DeliveryService, GuildStatus, empty_reason
 from bot.services.guilds import GuildService
+from bot.services.papers import PaperService
 from bot.settings import Settings
 from bot.storage.guilds import GuildConfig
 
@@ -90,7 +91,7 @@ class Services:
         return self.rt.settings
 
     @property
-    def papers(self):  # type: ignore[no-untyped-def]
+    def papers(self) -> PaperService:
         return self.rt.paper_lookup
 
     # --- queries used by the cogs -----------------------------------------------------------

@@ -172,19 +172,19 @@ class DeliveryService:
                 gid, paused=True, pause_reason=f"digest channel deleted: {exc.message}"
             )
             await self.log.finish(
-                record.id, "failed", error=f"channel deleted: {exc.message}", at=self.clock()
+                record.id, "failed", error=f"channel deleted: {exc.message}", now=self.clock()
             )
             log.warning("guild %s: digest channel gone, digest paused", gid)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except MissingPermissionsError as exc:
             await self.log.finish(
-                record.id, "failed", error=f"missing permissions: {exc.message}", at=self.clock()
+                record.id, "failed", error=f"missing permissions: {exc.message}", now=self.clock()
             )
             log.warning("guild %s: missing permissions: %s", gid, exc.message)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryUnavailableError as exc:
             await self.log.finish(
-                record.id, "failed", error=f"Discord unavailable: {exc.message}", at=self.clock()
+                record.id, "failed", error=f"Discord unavailable: {exc.message}", now=self.clock()
             )
             log.warning("guild %s: Discord unavailable, will retry: %s", gid, exc.message)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
