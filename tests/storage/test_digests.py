@@ -190,3 +190,11 @@ async def test_recently_posted(repo: DigestRepository) -> None:
     assert await repo.recently_posted(GUILD, T0 + MINUTE) == {"2503.00002", "2503.00003"}
     assert await repo.recently_posted(GUILD, later + MINUTE) == set()
     assert await repo.recently_posted(GUILD + 1, T0) == set()
+
+
+async def test_planned_papers_come_back_in_rank_order(repo: DigestRepository) -> None:
+    record = await repo.begin(GUILD, DAY, now=T0)
+    assert record is not None
+    await repo.record_papers(record.id, GUILD, ["2503.00009", "2503.00001", "2503.00005"], T0)
+    assert await repo.planned(record.id) == ["2503.00009", "2503.00001", "2503.00005"]
+    assert await repo.planned(9999) == []
