@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import math
 import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Sequence
@@ -74,8 +75,8 @@ def _non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"`{text}` is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a finite number of 0 or more")
     return value
 
 
@@ -212,9 +213,11 @@ async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runtime import open_runtime
+    from bot.services.papers import check_query
 
+    query = check_query(" ".join(args.query))  # a bad id is reported before anything is opened
     async with open_runtime(settings) as rt:
-        result = await rt.paper_lookup.lookup(" ".join(args.query))
+        result = await rt.paper_lookup.lookup(query)
     origin = "stored" if result.origin == "stored" else "fetched from arXiv"
     _say(f"{len(result.papers)} paper(s), {origin}")
     print("\n\n".join(format_paper(p) for p in result.papers))
@@ -224,12 +227,17 @@ async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from bot.storage.engine import open as open_database
 
-    db = await open_database(settings.database.url, migrate=True)
+    db = await open_database(settings.database.url, migrate=False)
     try:
+        before = await db.current_revision()
+        await db.upgrade()
         revision = await db.current_revision()
     finally:
         await db.close()
-    print(f"database at revision {revision}")
+    if before == revision:
+        print(f"database already at revision {revision}")
+    else:
+        print(f"database upgraded from revision {before or '(empty)'} to {revision}")
     return EXIT_OK
 
 
@@ -273,12 +281,26 @@ def configure_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+def log_level(settings: Settings, command: str) -> str:
+    """``logging.level`` when it was set; otherwise INFO for the bot, WARNING for one-shot commands.
+
+    A one-shot command reports its own progress on stderr; INFO lines from the layers below
+    would repeat it, and bury the one line an error is.
+    """
+    if command == "run" or "level" in settings.logging.model_fields_set:
+        return settings.logging.level
+    return "WARNING"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hotpapers`` and ``python -m bot``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: argparse has printed them
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         settings = load_settings(args.config)
-        configure_logging("DEBUG" if args.verbose else settings.logging.level)
+        configure_logging("DEBUG" if args.verbose else log_level(settings, args.command))
         return asyncio.run(COMMANDS[args.command](settings, args))
     except (UserFacingError, ConfigError) as exc:
         print(f"hotpapers: error: {exc.message}", file=sys.stderr)

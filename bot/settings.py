@@ -26,6 +26,8 @@ from bot.core.errors import ConfigError
 ENV_PREFIX = "HOTPAPERS_"
 CONFIG_ENV = "HOTPAPERS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config.toml")
+# A key containing one of these is a credential, which never belongs in the file.
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 
 
 class _Section(BaseModel):
@@ -106,9 +108,10 @@ class RankingSettings(_Section):
     def _merge_default_weights(
         cls, value: dict[str, dict[str, float]]
     ) -> dict[str, dict[str, float]]:
+        # Per metric: overriding likes keeps reposts; a weight of 0 switches a metric off.
         merged = {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()}
         for source, weights in value.items():
-            merged[source] = dict(weights)
+            merged.setdefault(source, {}).update(weights)
         return merged
 
 
@@ -131,6 +134,12 @@ class SchedulerSettings(_Section):
 
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        # `debug` in a file or HOTPAPERS_LOGGING__LEVEL=debug means DEBUG, as logging reads it.
+        return value.strip().upper() if isinstance(value, str) else value
 
 
 class Secrets(BaseModel):
@@ -181,6 +190,9 @@ class Settings(BaseSettings):
     config_path: Path | None = Field(default=None, exclude=True)
 
 
+_SECTIONS = frozenset(Settings.model_fields) - {"secrets", "config_path"}
+
+
 class _DictSource(PydanticBaseSettingsSource):
     """Serves the already-parsed TOML document with the lowest priority."""
 
@@ -221,23 +233,70 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    for secret_key in ("secrets", "token", "discord_token", "x_bearer_token"):
-        if secret_key in data:
-            raise ConfigError(
-                f"config file {path}: `{secret_key}` does not belong in a file; "
-                "secrets come only from the environment (DISCORD_TOKEN, X_BEARER_TOKEN, HF_TOKEN)"
-            )
+    secret = _secret_key(data)
+    if secret is not None:
+        raise ConfigError(
+            f"config file {path}: `{secret}` does not belong in a file; "
+            "secrets come only from the environment (DISCORD_TOKEN, X_BEARER_TOKEN, HF_TOKEN)"
+        )
     return data
 
 
-def _describe(exc: ValidationError) -> str:
+def _secret_key(data: Mapping[str, Any], prefix: str = "") -> str | None:
+    """The dotted path of the first key, at any depth, that looks like a credential."""
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            return path
+        if isinstance(value, Mapping):
+            found = _secret_key(value, f"{path}.")
+            if found is not None:
+                return found
+    return None
+
+
+def _unknown_env_section(environ: Mapping[str, str]) -> str | None:
+    """A ``HOTPAPERS_<SECTION>__…`` variable whose section is not a settings section.
+
+    pydantic-settings ignores such variables silently, so a typo such as
+    ``HOTPAPERS_SOURCE__X__API_URL`` would leave the default in place without a word. Variables
+    without ``__`` (``HOTPAPERS_CONFIG``) are not settings and are left alone.
+    """
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or "__" not in upper:
+            continue
+        section = upper.removeprefix(ENV_PREFIX).split("__", 1)[0].lower()
+        if section not in _SECTIONS:
+            if section == "secrets":
+                return (
+                    f"{name} is not read: secrets come only from the environment variables "
+                    "DISCORD_TOKEN, X_BEARER_TOKEN and HF_TOKEN"
+                )
+            return f"unknown setting `{section}` (from the environment variable {name})"
+    return None
+
+
+def _origin(loc: tuple[Any, ...], path: Path | None, environ: Mapping[str, str]) -> str:
+    """Where the offending value came from: the environment variable that set it, or the file."""
+    parts = [str(part) for part in loc]
+    for depth in range(len(parts), 0, -1):
+        wanted = (ENV_PREFIX + "__".join(parts[:depth])).upper()
+        for name in environ:
+            if name.upper() == wanted:
+                return f" (from the environment variable {name})"
+    return f" in {path}" if path else ""
+
+
+def _describe(exc: ValidationError, path: Path | None, environ: Mapping[str, str]) -> str:
     err = exc.errors()[0]
     key = ".".join(str(part) for part in err["loc"]) or "(root)"
+    where = _origin(err["loc"], path, environ)
     if err["type"] == "extra_forbidden":
-        return f"unknown setting `{key}`"
+        return f"unknown setting `{key}`{where}"
     value = err.get("input")
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"setting `{key}`: {err['msg']}{shown}"
+    return f"setting `{key}`: {err['msg']}{shown}{where}"
 
 
 def load_settings(
@@ -253,6 +312,9 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     path = resolve_config_path(config, env)
     data = _read_toml(path) if path else {}
+    unknown = _unknown_env_section(os.environ)
+    if unknown is not None:
+        raise ConfigError(unknown)
 
     class _Loaded(Settings):
         @classmethod
@@ -269,8 +331,9 @@ def load_settings(
     try:
         loaded = _Loaded(**overrides, secrets=Secrets.from_environ(env), config_path=path)
     except ValidationError as exc:
-        where = f" in {path}" if path else ""
-        raise ConfigError(f"{_describe(exc)}{where}") from None
+        raise ConfigError(_describe(exc, path, os.environ)) from None
+    # exclude_unset keeps which keys were written (in the file or the environment) apart from
+    # defaults, at every depth: x_is_on() tells an explicit `sources.x.enabled` from the default.
     return Settings.model_validate(
-        loaded.model_dump() | {"secrets": loaded.secrets, "config_path": path}
+        loaded.model_dump(exclude_unset=True) | {"secrets": loaded.secrets, "config_path": path}
     )

@@ -73,6 +73,10 @@ class IngestService:
         self.runs = runs
         self.clock = clock
         self._lock = asyncio.Lock()
+        # Sources are collected concurrently, but their results are written one at a time: one
+        # writer never waits on another (SQLite has one write lock, and an in-memory database
+        # one connection for everybody).
+        self._write_lock = asyncio.Lock()
 
     @property
     def running(self) -> bool:
@@ -111,12 +115,13 @@ class IngestService:
             error = f"unexpected {type(exc).__name__}"
             log.exception("source %s crashed", source.name)
         fetched_at = self.clock()
-        if mentions:
-            await self.mentions.upsert(mentions, fetched_at)
         requests = source.requests - before
-        await self.runs.record(
-            source.name, window, started, fetched_at, len(mentions), requests, error
-        )
+        async with self._write_lock:
+            if mentions:
+                await self.mentions.upsert(mentions, fetched_at)
+            await self.runs.record(
+                source.name, window, started, fetched_at, len(mentions), requests, error
+            )
         papers = len({i for m in mentions for i in m.arxiv_ids})
         say(
             f"{source.name}: {len(mentions)} mentions, {papers} papers, {requests} requests"
