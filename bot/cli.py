@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="collect mentions, resolve papers on arXiv, store them")
     fetch.add_argument("--since", help="window start (ISO date/time, UTC if no offset)")
     fetch.add_argument("--until", help="window end (default: now)")
+    fetch.add_argument(
+        "--categories",
+        help="also read today's arXiv announcements of these categories "
+        "(default: arxiv.categories), e.g. cs.LG,cs.CV",
+    )
 
     digest = sub.add_parser("digest", help="print the Hot Papers post of a UTC day")
     digest.add_argument("--date", required=True, help="the UTC day, YYYY-MM-DD")
@@ -162,6 +167,8 @@ def print_report(report: Any) -> None:
         _say(f"{s.source:<12} {s.mentions:>8} {s.papers:>7} {s.requests:>8}  {status}")
     arxiv = "ok" if report.arxiv_error is None else f"FAILED: {report.arxiv_error}"
     _say(f"{'arxiv':<12} {'':>8} {report.resolved:>7} {'':>8}  {arxiv}")
+    if report.feed is not None:
+        _say(f"{'arxiv feed':<12} {report.feed.describe()}")
     if report.missing:
         _say(f"unknown to arXiv: {', '.join(report.missing)}")
     if not report.sources:
@@ -181,8 +188,9 @@ async def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
         raise InvalidDateError(
             f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
         )
+    categories = parse_categories(args.categories) or tuple(settings.arxiv.categories)
     async with open_runtime(settings) as rt:
-        report = await rt.ingest.run(Window(since, until), progress=_say)
+        report = await rt.ingest.run(Window(since, until), progress=_say, categories=categories)
     print_report(report)
     collected = any(s.ok for s in report.sources)
     return EXIT_OK if collected or not report.sources else EXIT_FAILURE

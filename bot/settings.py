@@ -21,7 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, UnknownCategoryError
+from bot.core.taxonomy import validate_category
 
 ENV_PREFIX = "HOTPAPERS_"
 CONFIG_ENV = "HOTPAPERS_CONFIG"
@@ -53,6 +54,16 @@ class ArxivSettings(_Section):
     rss_url: str = "https://rss.arxiv.org/rss"
     min_interval_seconds: float = Field(3.0, ge=0)  # arXiv's terms: one request every 3 s
     batch_size: int = Field(100, ge=1, le=100)
+    # Categories whose daily announcements (RSS) are ingested, besides those servers follow.
+    categories: list[str] = Field(default_factory=list)
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        try:
+            return list(dict.fromkeys(validate_category(c) for c in value))
+        except UnknownCategoryError as exc:
+            raise ValueError(exc.message) from None
 
 
 class XSettings(_Section):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from bot.core.errors import SourceError
-from bot.core.models import Mention, Window
+from bot.core.models import Announcement, AnnounceType, Mention, Paper, Window
 from bot.sources.arxiv import ArxivClient
 from bot.sources.base import PopularitySource
 from bot.storage.mentions import MentionRepository
@@ -47,10 +48,51 @@ class IngestReport:
     missing: tuple[str, ...] = ()
     arxiv_error: str | None = None
     failures: tuple[str, ...] = field(default=())
+    feed: FeedSummary | None = None
 
     @property
     def ok(self) -> bool:
-        return self.arxiv_error is None and all(s.ok for s in self.sources)
+        return not self.failures
+
+
+FEED_SOURCE = "arxiv feed"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSummary:
+    """What the day's arXiv announcements (RSS) gave."""
+
+    categories: tuple[str, ...]
+    new: int = 0
+    cross: int = 0
+    replaced: int = 0
+    stored: int = 0
+    empty: bool = False
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.error:
+            return f"FAILED: {self.error}"
+        if self.empty:
+            return "no announcements (arXiv announces nothing on weekends and holidays)"
+        return (
+            f"{self.new} new, {self.cross} cross-lists, {self.replaced} replacements; "
+            f"{self.stored} papers stored"
+        )
+
+
+def _paper(item: Announcement) -> Paper:
+    return Paper(
+        arxiv_id=item.arxiv_id,
+        title=item.title,
+        abstract=item.abstract,
+        authors=item.authors,
+        primary_category=item.categories[0] if item.categories else "",
+        categories=item.categories,
+        published=item.announced,
+        updated=item.announced,
+        version=item.version,
+    )
 
 
 class IngestService:
@@ -82,19 +124,82 @@ class IngestService:
     def running(self) -> bool:
         return self._lock.locked()
 
-    async def run(self, window: Window, progress: Progress | None = None) -> IngestReport:
-        """One ingestion pass. Never raises for a source failure: it is reported instead."""
+    async def run(
+        self,
+        window: Window,
+        progress: Progress | None = None,
+        *,
+        categories: Collection[str] = (),
+    ) -> IngestReport:
+        """One ingestion pass. Never raises for a source failure: it is reported instead.
+
+        ``categories``: also read today's arXiv announcements (RSS) of these categories, so
+        new papers are stored (and searchable) before anyone links them.
+        """
         say = progress or (lambda _msg: None)
         async with self._lock:
             results = await asyncio.gather(
                 *(self._collect(source, window, say) for source in self.sources)
             )
             summaries = tuple(results)
+            feed = await self._announcements(sorted(set(categories)), window, say)
             resolved, missing, arxiv_error = await self._resolve(say)
         failures = tuple(f"{s.source}: {s.error}" for s in summaries if s.error)
+        if feed is not None and feed.error:
+            failures += (f"arxiv feed: {feed.error}",)
         if arxiv_error:
             failures += (f"arxiv: {arxiv_error}",)
-        return IngestReport(window, summaries, resolved, tuple(missing), arxiv_error, failures)
+        return IngestReport(
+            window, summaries, resolved, tuple(missing), arxiv_error, failures, feed
+        )
+
+    async def _announcements(
+        self, categories: list[str], window: Window, say: Progress
+    ) -> FeedSummary | None:
+        if not categories:
+            return None
+        started = self.clock()
+        joined = "+".join(categories)
+        try:
+            feed = await self.arxiv.announcements(categories)
+        except SourceError as exc:
+            log.warning("arXiv feed for %s failed: %s", joined, exc.message)
+            summary = FeedSummary(tuple(categories), error=exc.message)
+        else:
+            if feed.error:
+                summary = FeedSummary(tuple(categories), error=feed.error)
+            else:
+                counts = Counter(a.announce_type.value for a in feed.announcements)
+                fresh = [
+                    a
+                    for a in feed.announcements
+                    if a.announce_type in (AnnounceType.NEW, AnnounceType.CROSS)
+                ]
+                known = await self.papers.known_ids(a.arxiv_id for a in fresh)
+                papers = [_paper(a) for a in fresh if a.arxiv_id not in known]
+                if papers:
+                    async with self._write_lock:
+                        await self.papers.upsert(papers, self.clock())
+                summary = FeedSummary(
+                    tuple(categories),
+                    new=counts["new"],
+                    cross=counts["cross"],
+                    replaced=counts["replace"] + counts["replace-cross"],
+                    stored=len(papers),
+                    empty=feed.empty,
+                )
+        async with self._write_lock:
+            await self.runs.record(
+                FEED_SOURCE,
+                window,
+                started,
+                self.clock(),
+                summary.new + summary.cross + summary.replaced,
+                1,
+                summary.error,
+            )
+        say(f"arxiv feed {joined}: {summary.describe()}")
+        return summary
 
     async def _collect(
         self, source: PopularitySource, window: Window, say: Progress
