@@ -88,7 +88,7 @@ async def test_new_and_cross_listed_papers_are_stored_and_searchable(setup):
 
 
 async def test_an_empty_feed_is_a_weekend_or_holiday_not_an_error(setup):
-    service, arxiv, db = setup
+    service, _arxiv, _db = setup
     report = await service.run(WINDOW, categories=["cs.CV"])
     assert report.feed is not None
     assert report.feed.empty
