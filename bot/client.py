@@ -10,14 +10,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.errors import HotPapersError, UserFacingError
+from bot.core.errors import SourceError, UserFacingError
+from bot.ui.embeds import SOURCE_NAMES
 from bot.ui.messages import GENERIC_ERROR, error_embed
+from bot.ui.text import clip, safe
 
 if TYPE_CHECKING:
     from bot.launcher import Services
 
 log = logging.getLogger(__name__)
 
+REMOVED_REASON = "the bot was removed from this server"
 COGS = ("cogs.papers", "cogs.categories", "cogs.digest", "cogs.about")
 
 
@@ -29,21 +32,39 @@ def intents() -> discord.Intents:
 
 
 def user_message(error: Exception) -> str:
-    """The short sentence a member sees for an error."""
+    """The short sentence a member sees for an error (never an exception's own text, unless
+    it is a :class:`UserFacingError`, written to be shown)."""
     original = getattr(error, "original", None) or error
     if isinstance(original, UserFacingError):
         return original.message
-    if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-        return "You need the **Manage Server** permission to do that."
-    if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: try again in {error.retry_after:.0f}s."
+    # The specific check failures first: they are CheckFailure subclasses too.
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command works in servers only."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {error.retry_after:.0f}s."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"I'm missing the {missing} permission here."
+    if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+        return "You need the **Manage Server** permission to do that."
+    if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+        return "This command has changed since Discord loaded it: please try again in a minute."
     if isinstance(error, app_commands.TransformerError):
-        return f"`{str(error.value)[:50]}` is not a valid value for that option."
-    if isinstance(original, HotPapersError):
-        return f"That didn't work: {original.message}"
+        shown = clip(safe(" ".join(str(error.value).split())), 50)
+        kind = error.type.name.replace("_", " ")
+        return f"“{shown}” is not a valid {kind} for that option."
+    if isinstance(original, SourceError):
+        name = SOURCE_NAMES.get(original.source, original.source)
+        return f"{name} is not answering right now; please try again in a few minutes."
     return GENERIC_ERROR
+
+
+def is_expected(error: app_commands.AppCommandError) -> bool:
+    """Errors a member caused or a service outage: shown specifically, not logged as bugs."""
+    original = getattr(error, "original", error)
+    if isinstance(error, app_commands.CommandInvokeError):
+        return isinstance(original, UserFacingError | SourceError)
+    return True
 
 
 class HotPapersTree(app_commands.CommandTree["HotPapersBot"]):
@@ -54,18 +75,26 @@ class HotPapersTree(app_commands.CommandTree["HotPapersBot"]):
         self, interaction: discord.Interaction[HotPapersBot], error: app_commands.AppCommandError
     ) -> None:
         original = getattr(error, "original", error)
-        expected = isinstance(original, HotPapersError) or not isinstance(
-            error, app_commands.CommandInvokeError
-        )
-        if not expected:
+        if isinstance(original, SourceError):
+            log.warning("command %s: %s", _command_name(interaction), original.message)
+        elif isinstance(
+            error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch
+        ):
+            # Discord's copy of the commands is stale: whoever runs the bot must sync them.
+            log.warning("commands out of sync with Discord (%s): run `hotpapers sync`", error)
+        elif not is_expected(error):
             log.error(
                 "command %s failed (guild %s, user %s)",
-                interaction.command.qualified_name if interaction.command else "?",
+                _command_name(interaction),
                 interaction.guild_id,
                 interaction.user.id if interaction.user else "?",
                 exc_info=original,
             )
         await send_error(interaction, user_message(error))
+
+
+def _command_name(interaction: discord.Interaction[Any]) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"
 
 
 async def send_error(interaction: discord.Interaction[Any], text: str) -> None:
@@ -103,6 +132,9 @@ class HotPapersBot(commands.Bot):
     """The bot: built with every service by the launcher, no module-level state."""
 
     def __init__(self, services: Services, *, schedule: bool = True) -> None:
+        # hotpapers never joins a voice channel: no warning about voice libraries at each start.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -143,6 +175,15 @@ class HotPapersBot(commands.Bot):
         await self.services.guilds.config(guild.id)
         log.info("joined guild %s", guild.id)
 
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        # Kicked (not an outage: that is on_guild_unavailable). Keep the settings for a return,
+        # but stop the daily job; a moderator resumes it after inviting the bot again.
+        await self.services.guilds.pause(guild.id, REMOVED_REASON)
+        await self.services.reschedule(guild.id)
+        log.info("removed from guild %s: its digest is paused", guild.id)
+
     async def close(self) -> None:
+        # No new job starts; digests being posted finish while the HTTP session is still open.
         self.services.stop_scheduler()
+        await self.services.drain()
         await super().close()

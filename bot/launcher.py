@@ -28,14 +28,17 @@ from bot.storage.guilds import GuildConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
+SWEEP_CONCURRENCY = 4  # digests the sweep posts at once (each to its own channel's bucket)
 
 
 def invite_permissions() -> discord.Permissions:
-    """The least the bot needs: see and post in the digest channel, embed, and use threads."""
+    """The least the bot needs: see and post in the digest channel, embed, and start a thread
+    from its header message (which needs the channel's message history)."""
     return discord.Permissions(
         view_channel=True,
         send_messages=True,
         embed_links=True,
+        read_message_history=True,
         create_public_threads=True,
         send_messages_in_threads=True,
     )
@@ -71,7 +74,13 @@ class Services:
     delivery: DeliveryService
     scheduler: Scheduler | None = None
     client: discord.Client | None = None
+    started_at: dt.datetime | None = None
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    _recovered: bool = False
+
+    def __post_init__(self) -> None:
+        if self.started_at is None:
+            self.started_at = self.rt.clock()
 
     @classmethod
     def build(cls, rt: Runtime) -> Services:
@@ -209,8 +218,28 @@ class Services:
 
     async def sweep(self) -> None:
         """Post digests missed while the bot was down or that failed, within the grace period."""
-        for config, _day in await self.delivery.due():
-            await self.deliver_guild(config.guild_id)
+        if not self._recovered:
+            await self.recover()
+        due = await self.delivery.due()
+        # Side by side: one guild waiting out a long rate limit must not hold the others back.
+        slots = asyncio.Semaphore(SWEEP_CONCURRENCY)
+
+        async def deliver(guild_id: int) -> None:
+            async with slots:
+                await self.deliver_guild(guild_id)
+
+        await asyncio.gather(*(deliver(config.guild_id) for config, _day in due))
+
+    async def recover(self) -> None:
+        """Make digests a dead process left half-sent resumable now, not after they go stale.
+
+        One bot process serves a database: a digest still ``sending`` with no sign of life
+        since before this process started belongs to a process that died. (Ours all began at
+        or after ``started_at``, so a reconnect or a second sweep can never release them.)
+        """
+        assert self.started_at is not None
+        await self.rt.digest_log.release_abandoned(self.started_at)
+        self._recovered = True
 
     async def catch_up(self, client: discord.Client) -> None:
         self.client = client
@@ -222,11 +251,21 @@ class Services:
             self.scheduler.shutdown()
 
     async def drain(self, seconds: float = 30.0) -> None:
-        """Let sends in flight finish (they record each message) before the database closes."""
-        if self._tasks:
-            _done, pending = await asyncio.wait(list(self._tasks), timeout=seconds)
-            for task in pending:
-                task.cancel()
+        """Let sends in flight finish (they record each message) before the client and the
+        database close; cancel what is still running after ``seconds``."""
+        current = asyncio.current_task()
+        waiting = [t for t in self._tasks if t is not current and not t.done()]
+        if not waiting:
+            return
+        log.info("waiting for %d digest tasks to finish", len(waiting))
+        _done, pending = await asyncio.wait(waiting, timeout=seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "%d digest tasks did not finish in %.0f s: cancelled", len(pending), seconds
+            )
+            await asyncio.wait(pending, timeout=1.0)
 
 
 def _token(settings: Settings) -> str:
@@ -257,7 +296,9 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                     services._track(loop.create_task(bot.close()))
 
             for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError):
+                # Not on Windows' loop (NotImplementedError), nor outside the main thread
+                # (RuntimeError): there the host stops the bot, e.g. by cancelling it.
+                with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop)
             try:
                 async with bot:

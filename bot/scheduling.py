@@ -43,16 +43,19 @@ class Scheduler:
         self._deliver = deliver
         self._sweep = sweep
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._stopping = False
         self._defaults = {
             "coalesce": True,
             "max_instances": 1,
-            "misfire_grace_time": int(digest_settings.grace_hours * 3600) or None,
+            # At least one second: APScheduler reads None as "however late", the opposite of 0.
+            "misfire_grace_time": max(1, int(digest_settings.grace_hours * 3600)),
             "replace_existing": True,
         }
 
     @property
     def running(self) -> bool:
-        return bool(self._scheduler.running)
+        """Started and not asked to stop (APScheduler stops on the loop's next turn)."""
+        return bool(self._scheduler.running) and not self._stopping
 
     def start(self, guilds: Iterable[GuildConfig], *, ingest_first: bool = True) -> None:
         """Add the ingestion job, the retry sweep and every active guild's digest, then run."""
@@ -110,6 +113,9 @@ class Scheduler:
         return sorted(job.id for job in self._scheduler.get_jobs())
 
     def shutdown(self) -> None:
-        if self._scheduler.running:
+        """Stop starting jobs; running ones finish (``Services.drain`` waits for them).
+        Safe to call twice: APScheduler's own shutdown happens on the loop's next turn."""
+        if self._scheduler.running and not self._stopping:
+            self._stopping = True
             self._scheduler.shutdown(wait=False)
             log.info("scheduler stopped")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Literal
 
 import discord
-from bot.ui.publisher import missing_permissions
 from discord import app_commands
 from discord.ext import commands
 
 from bot.client import require_manage_guild
 from bot.core.errors import UserFacingError
+from bot.services.delivery import GuildStatus
 from bot.ui import autocomplete as ac
 from bot.ui.embeds import compact_embed, digest_header, paper_embed
 from bot.ui.limits import fit_embeds
 from bot.ui.messages import ok_embed, status_embed
+from bot.ui.publisher import missing_permissions
 
 if TYPE_CHECKING:
     from bot.client import HotPapersBot
@@ -58,6 +60,8 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
                 + " the papers go in the channel instead of a thread."
             )
         when = f"{config.post_time} {config.timezone}"
+        if config.paused:
+            note += "\nThe digest is paused: `/digest resume` restarts it."
         await interaction.response.send_message(
             embed=ok_embed(
                 f"The daily digest will be posted in {channel.mention} at **{when}**.{note}"
@@ -84,14 +88,15 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
             interaction.guild_id, time, timezone or current.timezone
         )
         await self._changed(interaction.guild_id)
-        nxt = self.bot.services.guilds.next_post(config)
-        await interaction.response.send_message(
-            embed=ok_embed(
-                f"The digest goes out daily at **{config.post_time}** ({config.timezone}); "
-                f"next: <t:{int(nxt.timestamp())}:f>."
-            ),
-            ephemeral=True,
-        )
+        nxt = await self.bot.services.delivery.next_post(config)
+        text = f"The digest goes out daily at **{config.post_time}** ({config.timezone})"
+        if config.channel_id is None:
+            text += ", once a channel is set with `/digest channel`."
+        elif config.paused:
+            text += "; it is paused: `/digest resume` restarts it."
+        else:
+            text += f"; next: <t:{int(nxt.timestamp())}:f>."
+        await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
 
     @time.autocomplete("timezone")
     async def timezone_autocomplete(
@@ -122,7 +127,9 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
             interaction.guild_id, top=top, threshold=threshold, style=style, empty_day=empty_day
         )
         status = await self.bot.services.status(interaction.guild_id)
-        await interaction.response.send_message(embed=status_embed(status), ephemeral=True)
+        await interaction.response.send_message(
+            embed=status_embed(self._with_channel_notes(status)), ephemeral=True
+        )
 
     @app_commands.command(name="preview")
     @app_commands.default_permissions(manage_guild=True)
@@ -165,7 +172,32 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         """The digest's settings, next and last post, and the health of each source."""
         assert interaction.guild_id is not None
         status = await self.bot.services.status(interaction.guild_id)
-        await interaction.response.send_message(embed=status_embed(status), ephemeral=True)
+        await interaction.response.send_message(
+            embed=status_embed(self._with_channel_notes(status)), ephemeral=True
+        )
+
+    def _with_channel_notes(self, status: GuildStatus) -> GuildStatus:
+        """Add what the bot's cache says about the digest channel right now."""
+        config = status.config
+        if config.channel_id is None:
+            return status
+        channel = self.bot.get_channel(config.channel_id)
+        if channel is None:
+            note = "The digest channel is gone or hidden from me: set another with /digest channel."
+            return dataclasses.replace(status, notes=(*status.notes, note))
+        if not isinstance(channel, discord.abc.GuildChannel):
+            return status
+        missing = missing_permissions(channel, config.style)
+        required = [m for m in missing if not m.startswith("(thread)")]
+        notes = list(status.notes)
+        if required:
+            notes.append(
+                f"In the digest channel I'm missing {', '.join(required)}: nothing can be posted."
+            )
+        elif missing:
+            names = ", ".join(m.removeprefix("(thread) ") for m in missing)
+            notes.append(f"Without {names} the papers go in the channel instead of a thread.")
+        return dataclasses.replace(status, notes=tuple(notes))
 
     @app_commands.command(name="pause")
     @app_commands.default_permissions(manage_guild=True)
@@ -191,7 +223,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         if config.channel_id is None:
             text = "Resumed, but no channel is set yet: use `/digest channel`."
         else:
-            nxt = self.bot.services.guilds.next_post(config)
+            nxt = await self.bot.services.delivery.next_post(config)
             text = f"The daily digest is back on; next post <t:{int(nxt.timestamp())}:f>."
         await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.arxiv_ids import parse_arxiv_id
+from bot.core.errors import UserFacingError
 from bot.core.taxonomy import validate_category
+from bot.services.papers import looks_like_id
 from bot.ui import autocomplete as ac
 from bot.ui.embeds import compact_embed, paper_embed, paper_links
 from bot.ui.messages import others_embed
@@ -18,6 +20,16 @@ if TYPE_CHECKING:
     from bot.client import HotPapersBot
 
 Interaction = discord.Interaction["HotPapersBot"]
+
+
+def refuse_malformed(query: str) -> None:
+    """Input that can never match is refused at once, privately, before anything is deferred
+    (a deferred answer is public: its "thinking…" placeholder would show in the channel)."""
+    text = " ".join(query.split())
+    if not text:
+        raise UserFacingError("Give an arXiv id, an arXiv URL or some title words.")
+    if looks_like_id(text) and "/" in text:
+        parse_arxiv_id(text)  # raises InvalidArxivIdError with a message fit for the user
 
 
 class Papers(commands.Cog):
@@ -30,6 +42,7 @@ class Papers(commands.Cog):
     @app_commands.describe(query="An arXiv id (2106.14108), an arXiv URL, or words from the title")
     async def paper(self, interaction: Interaction, query: app_commands.Range[str, 1, 300]) -> None:
         """Show a paper by arXiv id, URL or title words."""
+        refuse_malformed(query)
         await interaction.response.defer(thinking=True)
         result = await self.bot.services.papers.lookup(query)
         best, *others = result.papers
@@ -71,7 +84,7 @@ class Papers(commands.Cog):
             where = ", ".join(categories) or "any category"
             await interaction.followup.send(f"No paper in {where} has been shared {span} yet.")
             return
-        now = dt.datetime.now(dt.UTC)
+        now = self.bot.services.rt.clock()
         await interaction.followup.send(
             embed=compact_embed(digest, categories, title=f"Hot now · {now:%Y-%m-%d}")
         )

@@ -9,6 +9,7 @@ the same papers; a finished digest is never sent again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.core.errors import (
 from bot.core.models import Digest, RankedPaper, Window
 from bot.core.schedule import local_date, next_post_time, parse_post_time
 from bot.services.digests import DigestService
+from bot.services.guilds import CHANNEL_GONE_REASON
 from bot.settings import DigestSettings
 from bot.storage.digests import DigestRecord, DigestRepository
 from bot.storage.guilds import GuildConfig, GuildRepository
@@ -35,23 +37,30 @@ Style = Literal["thread", "channel", "compact"]
 
 
 class Publisher(Protocol):
-    """Posts to Discord. Implemented in ``bot/ui``; raises :class:`DeliveryError` subclasses."""
+    """Posts to Discord. Implemented in ``bot/ui``; raises :class:`DeliveryError` subclasses.
+
+    ``nonce`` is the same for the same message of the same digest on every attempt, so a
+    message Discord accepted but whose answer was lost is not posted twice on a quick retry.
+    ``open_thread`` on a message that already has a thread returns that thread.
+    """
 
     async def missing_permissions(self, channel_id: int, style: Style) -> list[str]: ...
 
     async def send_header(
-        self, channel_id: int, digest: Digest, categories: Sequence[str]
+        self, channel_id: int, digest: Digest, categories: Sequence[str], *, nonce: str | None
     ) -> int: ...
 
     async def open_thread(self, channel_id: int, message_id: int, name: str) -> int | None: ...
 
-    async def send_paper(self, target_id: int, digest: Digest, index: int) -> int: ...
-
-    async def send_compact(
-        self, channel_id: int, digest: Digest, categories: Sequence[str]
+    async def send_paper(
+        self, target_id: int, digest: Digest, index: int, *, nonce: str | None
     ) -> int: ...
 
-    async def send_empty(self, channel_id: int, text: str) -> int: ...
+    async def send_compact(
+        self, channel_id: int, digest: Digest, categories: Sequence[str], *, nonce: str | None
+    ) -> int: ...
+
+    async def send_empty(self, channel_id: int, text: str, *, nonce: str | None) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +178,7 @@ class DeliveryService:
             return await self._send(config, day, record, publisher, now)
         except ChannelGoneError as exc:
             await self.guilds.update(
-                gid, paused=True, pause_reason=f"digest channel deleted: {exc.message}"
+                gid, paused=True, pause_reason=f"{CHANNEL_GONE_REASON}: {exc.message}"
             )
             await self.log.finish(
                 record.id, "failed", error=f"channel deleted: {exc.message}", now=self.clock()
@@ -208,9 +217,8 @@ class DeliveryService:
         channel = config.channel_id
         assert channel is not None
         style: Style = config.style  # type: ignore[assignment]
-        if record.resuming:
-            digest = await self._planned_digest(config, record, now)
-        else:
+        sent = list(record.message_ids)
+        if not sent:
             missing = [
                 m
                 for m in await publisher.missing_permissions(channel, style)
@@ -218,12 +226,22 @@ class DeliveryService:
             ]
             if missing:
                 raise MissingPermissionsError(", ".join(missing), tuple(missing))
+        planned = await self.log.planned(record.id)
+        if planned:
+            # An earlier attempt chose these papers (and may have posted some): keep them, so
+            # a retry neither repeats nor drops one, and the cooldown doesn't hide them.
+            digest = await self._planned_digest(config, record, now, planned)
+        else:
             digest = await self.build(config, now)
             if digest.papers:
                 ids = [r.paper.arxiv_id for r in digest.papers]
                 await self.log.record_papers(record.id, gid, ids, now)
 
-        sent = list(record.message_ids)
+        def nonce() -> str:
+            # The same message of the same guild's digest of the day gets the same nonce on
+            # every attempt (whatever the database ids); Discord allows 25 characters.
+            key = f"{gid}:{day.isoformat()}:{len(sent)}".encode()
+            return hashlib.blake2s(key, digest_size=12).hexdigest()
 
         async def sent_one(message_id: int) -> None:
             sent.append(message_id)
@@ -232,18 +250,21 @@ class DeliveryService:
         if not digest.papers:
             if config.empty_day == "message" and not sent:
                 threshold = self.threshold(config)
-                await sent_one(
-                    await publisher.send_empty(channel, empty_reason(digest, day, threshold))
-                )
+                text = empty_reason(digest, day, threshold)
+                await sent_one(await publisher.send_empty(channel, text, nonce=nonce()))
             await self.log.finish(record.id, "empty", now=self.clock())
             return DeliveryResult(gid, day, "empty")
 
         if style == "compact":
             if not sent:
-                await sent_one(await publisher.send_compact(channel, digest, config.categories))
+                await sent_one(
+                    await publisher.send_compact(channel, digest, config.categories, nonce=nonce())
+                )
         else:
             if not sent:
-                await sent_one(await publisher.send_header(channel, digest, config.categories))
+                await sent_one(
+                    await publisher.send_header(channel, digest, config.categories, nonce=nonce())
+                )
             target = channel
             if style == "thread":
                 thread = await publisher.open_thread(
@@ -251,7 +272,7 @@ class DeliveryService:
                 )
                 target = thread or channel
             for index in range(len(sent) - 1, len(digest.papers)):
-                await sent_one(await publisher.send_paper(target, digest, index))
+                await sent_one(await publisher.send_paper(target, digest, index, nonce=nonce()))
         await self.log.finish(record.id, "sent", paper_count=len(digest.papers), now=self.clock())
         return DeliveryResult(gid, day, "sent", papers=len(digest.papers))
 
@@ -259,10 +280,9 @@ class DeliveryService:
         return config.threshold if config.threshold is not None else self.digests.ranking.threshold
 
     async def _planned_digest(
-        self, config: GuildConfig, record: DigestRecord, now: dt.datetime
+        self, config: GuildConfig, record: DigestRecord, now: dt.datetime, planned: list[str]
     ) -> Digest:
         """The papers an interrupted digest had planned, in the same order, freshly scored."""
-        planned = await self.log.planned(record.id)
         start = min(record.started_at or now, now) - dt.timedelta(days=1)
         window = Window(start, max(now, start + dt.timedelta(seconds=1)))
         scored = await self.digests.build(window, threshold=0, top_n=None)
@@ -284,15 +304,22 @@ class DeliveryService:
 
     # --- status -----------------------------------------------------------------------------
 
+    async def next_post(self, config: GuildConfig, now: dt.datetime | None = None) -> dt.datetime:
+        """The next slot that will really post: a local date whose digest is already done (the
+        time was moved later after today's post) is skipped."""
+        now = now or self.clock()
+        post_time = parse_post_time(config.post_time)
+        slot = next_post_time(now, post_time, config.timezone)
+        record = await self.log.get(config.guild_id, local_date(slot, config.timezone))
+        if record is not None and record.done:
+            slot = next_post_time(slot, post_time, config.timezone)
+        return slot
+
     async def status(self, config: GuildConfig, source_names: Sequence[str]) -> GuildStatus:
         """Everything ``/digest status`` shows, with the reasons a digest may be empty or late."""
         now = self.clock()
         active = config.channel_id is not None and not config.paused
-        next_post = (
-            next_post_time(now, parse_post_time(config.post_time), config.timezone)
-            if active
-            else None
-        )
+        next_post = await self.next_post(config, now) if active else None
         last = await self.log.latest(config.guild_id)
         runs = await self.runs.latest_by_source()
         sources = {name: runs.get(name) for name in source_names}

@@ -15,6 +15,8 @@ STYLES = ("thread", "channel", "compact")
 EMPTY_DAY = ("message", "silent")
 MAX_CATEGORIES = 25
 MAX_TOP = 25
+# The start of the pause reason delivery writes when Discord says the channel is gone (404).
+CHANNEL_GONE_REASON = "digest channel deleted"
 
 
 class GuildService:
@@ -28,8 +30,13 @@ class GuildService:
         return await self.guilds.ensure(guild_id)
 
     async def set_channel(self, guild_id: int, channel_id: int) -> GuildConfig:
-        await self.guilds.ensure(guild_id)
-        return await self.guilds.update(guild_id, channel_id=channel_id)
+        """Set the digest channel. A digest paused only because its channel was deleted is
+        back on with the new channel; a moderator's pause stays."""
+        config = await self.guilds.ensure(guild_id)
+        changes: dict[str, object] = {"channel_id": channel_id}
+        if config.paused and (config.pause_reason or "").startswith(CHANNEL_GONE_REASON):
+            changes["paused"] = False
+        return await self.guilds.update(guild_id, **changes)
 
     async def set_time(self, guild_id: int, time_text: str, timezone: str) -> GuildConfig:
         post_time = parse_post_time(time_text)

@@ -14,6 +14,7 @@ from bot.ui.text import authors_line, clip, link_text, neutralise, safe, safe_ur
 
 COLOR = discord.Colour(0xB31B1B)  # arXiv red
 SOURCE_NAMES = {
+    "arxiv": "arXiv",
     "x": "X",
     "bluesky": "Bluesky",
     "hackernews": "Hacker News",
@@ -146,11 +147,9 @@ def compact_embed(
     lines = []
     for i, ranked in enumerate(digest.papers, start=1):
         p = ranked.paper
-        title = clip(link_text(" ".join(p.title.split())), 150)
+        name = clip(link_text(" ".join(p.title.split())), 150)
         score = f"**{ranked.score:,.0f}**"
-        lines.append(
-            f"**{i}.** [{title}]({safe_url(p.abs_url)}) — {score} · `{p.primary_category}`"
-        )
+        lines.append(f"**{i}.** [{name}]({safe_url(p.abs_url)}) — {score} · `{p.primary_category}`")
     description = ""
     for line in lines:
         if len(description) + len(line) + 1 > limits.DESCRIPTION - 50:

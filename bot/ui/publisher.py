@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import aiohttp
 import discord
 
 from bot.core.errors import (
@@ -27,8 +28,14 @@ NEEDED = {
 THREAD_NEEDED = {
     "create_public_threads": "Create Public Threads",
     "send_messages_in_threads": "Send Messages in Threads",
+    # Starting a thread from a message needs the message history of the channel.
+    "read_message_history": "Read Message History",
 }
 NO_PINGS = discord.AllowedMentions.none()
+UNKNOWN_CHANNEL = 10003
+THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
+# What a lost connection looks like through discord.py (it retries only a few of them itself).
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 def missing_permissions(channel: discord.abc.GuildChannel, style: str) -> list[str]:
@@ -50,13 +57,18 @@ def _translate(exc: discord.HTTPException, where: str) -> DeliveryError:
         return ChannelGoneError(f"{where} no longer exists")
     if isinstance(exc, discord.Forbidden):
         return MissingPermissionsError(f"not allowed to post in {where} (Discord {exc.code})")
-    if isinstance(exc, discord.DiscordServerError) or exc.status >= 500:
+    if isinstance(exc, discord.DiscordServerError) or exc.status >= 500 or exc.status == 429:
         return DeliveryUnavailableError(f"Discord answered {exc.status}")
     return DeliveryError(f"Discord refused the message ({exc.status}, code {exc.code})")
 
 
 class DiscordPublisher:
-    """Sends the header, thread and paper messages of a digest through a discord.py client."""
+    """Sends the header, thread and paper messages of a digest through a discord.py client.
+
+    Every ``send_*`` takes an optional ``nonce``: it is sent with ``enforce_nonce``, so when
+    Discord accepted a message but the answer was lost (a dropped connection, a crash), sending
+    it again with the same nonce within a few minutes returns that message instead of a copy.
+    """
 
     def __init__(self, client: discord.Client) -> None:
         self.client = client
@@ -68,6 +80,8 @@ class DiscordPublisher:
                 channel = await self.client.fetch_channel(channel_id)
             except discord.HTTPException as exc:
                 raise _translate(exc, f"channel {channel_id}") from exc
+            except NETWORK_ERRORS as exc:
+                raise DeliveryUnavailableError(f"Discord unreachable ({exc!r})") from exc
         if not isinstance(channel, discord.abc.Messageable):
             raise ChannelGoneError(f"channel {channel_id} is not a text channel")
         return channel
@@ -78,16 +92,26 @@ class DiscordPublisher:
             return missing_permissions(channel, style)
         return []
 
-    async def _send(self, channel_id: int, **kwargs: object) -> int:
+    async def _send(self, channel_id: int, nonce: str | None, **kwargs: object) -> int:
         channel = await self._channel(channel_id)
         try:
-            message = await channel.send(allowed_mentions=NO_PINGS, **kwargs)  # type: ignore[call-overload]
+            message = await channel.send(allowed_mentions=NO_PINGS, nonce=nonce, **kwargs)  # type: ignore[call-overload]
         except discord.HTTPException as exc:
             raise _translate(exc, f"channel {channel_id}") from exc
+        except NETWORK_ERRORS as exc:
+            # The message may or may not have been posted: a retry with the same nonce settles it.
+            raise DeliveryUnavailableError(f"connection to Discord lost ({exc!r})") from exc
         return message.id
 
-    async def send_header(self, channel_id: int, digest: Digest, categories: Sequence[str]) -> int:
-        return await self._send(channel_id, content=digest_header(digest, categories))
+    async def send_header(
+        self,
+        channel_id: int,
+        digest: Digest,
+        categories: Sequence[str],
+        *,
+        nonce: str | None = None,
+    ) -> int:
+        return await self._send(channel_id, nonce, content=digest_header(digest, categories))
 
     async def open_thread(self, channel_id: int, message_id: int, name: str) -> int | None:
         channel = await self._channel(channel_id)
@@ -98,27 +122,45 @@ class DiscordPublisher:
                 name=clip(name, 100), auto_archive_duration=1440
             )
         except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_CREATED:
+                # Resuming a digest: the thread exists, and a message's thread has its id.
+                return message_id
+            if exc.code == UNKNOWN_CHANNEL or exc.status >= 500:
+                raise _translate(exc, f"channel {channel_id}") from exc
             # No thread permission (or threads off): the papers go in the channel instead.
             log.info(
                 "could not open a thread in %s (%s): posting in the channel", channel_id, exc.status
             )
             return None
+        except NETWORK_ERRORS as exc:
+            raise DeliveryUnavailableError(f"connection to Discord lost ({exc!r})") from exc
         return thread.id
 
-    async def send_paper(self, target_id: int, digest: Digest, index: int) -> int:
+    async def send_paper(
+        self, target_id: int, digest: Digest, index: int, *, nonce: str | None = None
+    ) -> int:
         ranked = digest.papers[index]
         return await self._send(
             target_id,
+            nonce,
             embed=paper_embed(ranked.paper, ranked=ranked, rank=index + 1),
             view=paper_links(ranked.paper),
         )
 
-    async def send_compact(self, channel_id: int, digest: Digest, categories: Sequence[str]) -> int:
+    async def send_compact(
+        self,
+        channel_id: int,
+        digest: Digest,
+        categories: Sequence[str],
+        *,
+        nonce: str | None = None,
+    ) -> int:
         return await self._send(
             channel_id,
+            nonce,
             content=digest_header(digest, categories),
             embed=compact_embed(digest, categories),
         )
 
-    async def send_empty(self, channel_id: int, text: str) -> int:
-        return await self._send(channel_id, content=clip(text, 2000))
+    async def send_empty(self, channel_id: int, text: str, *, nonce: str | None = None) -> int:
+        return await self._send(channel_id, nonce, content=clip(text, 2000))

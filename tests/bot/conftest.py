@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import discord
 import pytest
@@ -14,12 +15,15 @@ import pytest
 from bot.client import HotPapersBot
 from bot.core.models import Window
 from bot.fakes.demo import DemoWorld, demo_world
-from bot.fakes.discord import DiscordHarness
-from bot.launcher import Services, discord_endpoints
+from bot.fakes.discord import DiscordHarness, FakeChannel, FakeMember
+from bot.launcher import Services
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
+from bot.storage.guilds import GuildConfig
+from tests.fakes import conftest as fakes_conftest
 
-pytest_plugins = ["tests.fakes.conftest"]
+# The fake Discord fixture, shared with tests/fakes (pytest_plugins is for the root conftest).
+discord_harness = fakes_conftest.discord_harness
 
 
 @dataclass
@@ -46,6 +50,8 @@ class BotWorld:
     bot: HotPapersBot
     clock: MutableClock
     stack: AsyncExitStack = field(repr=False)
+    _mod: FakeMember | None = field(default=None, repr=False)
+    _reader: FakeMember | None = field(default=None, repr=False)
 
     @property
     def fake(self):  # the fake Discord
@@ -54,6 +60,44 @@ class BotWorld:
     @property
     def guild_id(self) -> int:
         return self.harness.guild.id
+
+    @property
+    def mod(self) -> FakeMember:
+        """A member with Manage Server (created once per test)."""
+        if self._mod is None:
+            self._mod = self.harness.member(manage_guild=True, name="moderator")
+        return self._mod
+
+    @property
+    def reader(self) -> FakeMember:
+        """A member without Manage Server."""
+        if self._reader is None:
+            self._reader = self.harness.member(name="reader")
+        return self._reader
+
+    async def run(self, *path: str, member: FakeMember | None = None, **values: Any):
+        """Invoke a slash command and return (result, callback), failing past 3 s."""
+        result = await self.harness.slash(*path, member=member or self.reader, **values)
+        return result, await result.response(timeout=3.0)
+
+    async def configure(
+        self,
+        *,
+        channel: FakeChannel | None = None,
+        post_time: str = "10:30",
+        timezone: str = "UTC",
+        categories: tuple[str, ...] = (),
+        **options: Any,
+    ) -> GuildConfig:
+        """Set the test guild's digest up through the service (the cogs are tested apart)."""
+        gid = self.guild_id
+        await self.services.guilds.set_channel(gid, (channel or self.harness.channel).id)
+        await self.services.guilds.set_time(gid, post_time, timezone)
+        for category in categories:
+            await self.services.guilds.add_category(gid, category)
+        if options:
+            await self.services.guilds.set_options(gid, **options)
+        return await self.services.guilds.config(gid)
 
     async def ingest_reference_day(self) -> None:
         await self.rt.ingest.run(Window.for_day(self.world.day))
@@ -67,6 +111,10 @@ class BotWorld:
         self.bot.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
         await self.harness.start_client(self.bot)
         self.services.client = self.bot
+
+
+async def _no_backoff(seconds: float) -> None:
+    """Sources retry without waiting in tests (time is injected, never slept)."""
 
 
 async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
@@ -87,7 +135,7 @@ async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIter
         settings = world.settings.model_copy(
             update={"arxiv": world.settings.arxiv.model_copy(update={"min_interval_seconds": 0.0})}
         )
-        rt = await stack.enter_async_context(open_runtime(settings, clock=clock))
+        rt = await stack.enter_async_context(open_runtime(settings, clock=clock, sleep=_no_backoff))
         services = Services.build(rt)
         bot = HotPapersBot(services, schedule=False)
         bot.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
@@ -97,3 +145,18 @@ async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIter
         await bot.tree.sync(guild=discord.Object(id=discord_harness.guild.id))
         yield BotWorld(discord_harness, world, rt, services, bot, clock, stack)
         services.stop_scheduler()
+
+
+def said(message: Any) -> str:
+    """Everything a member reads in a callback or message: content, embed titles, text, fields."""
+    data = message.data if hasattr(message, "data") else message
+    parts = [data.get("content") or ""]
+    for embed in data.get("embeds") or []:
+        parts += [embed.get("title") or "", embed.get("description") or ""]
+        parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
+        parts.append((embed.get("footer") or {}).get("text") or "")
+    return "\n".join(p for p in parts if p)
+
+
+def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for row in message.get("components") or [] for c in row.get("components") or []]

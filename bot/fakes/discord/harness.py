@@ -205,7 +205,7 @@ class DiscordHarness:
     ) -> FakeGuild:
         guild = self.world.add_guild(name)
         self.world.add_channel(guild, channel_name)
-        await self.fake.dispatch("GUILD_CREATE", guild.gateway_dict())
+        await self.fake.dispatch("GUILD_CREATE", guild.gateway_dict(joining=True))
         return guild
 
     async def text_channel(

@@ -67,6 +67,8 @@ _EVENT_INTENTS = {
 _CALLBACKS_FOR = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}
 
 _HISTORY_MAX = 1000
+# How long Discord remembers an enforced nonce ("the past few minutes").
+NONCE_WINDOW_S = 120.0
 
 
 def _now_header() -> str:
@@ -114,6 +116,7 @@ class RecordedRequest:
     headers: dict[str, str]
     operation_id: str | None = None
     status: int | None = None
+    dropped: bool = False  # the connection was cut: the client never saw ``status``
 
 
 _RECORD_KEY = web.RequestKey("fake_discord_record", RecordedRequest)
@@ -127,6 +130,10 @@ class _Fault:
     body: Any
     headers: dict[str, str]
     remaining: int
+    skip: int = 0  # matching requests let through before this fault applies
+    # "before": the connection is cut before the request is served; "after": it is served
+    # (Discord did the work) and the connection is cut before the answer arrives.
+    drop: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         if self.method not in ("*", method):
@@ -310,6 +317,8 @@ class FakeDiscord:
         self.resumes: list[dict[str, Any]] = []
         self.gateway_connects: list[str] = []
         self._faults: list[_Fault] = []
+        # enforce_nonce: (author id, nonce) -> (message id, when), remembered NONCE_WINDOW_S.
+        self._nonces: dict[tuple[str, str], tuple[int, float]] = {}
         self._sessions: dict[str, _Session] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._interactions: dict[int, _Interaction] = {}
@@ -433,8 +442,10 @@ class FakeDiscord:
         *,
         retry_after: float = 0.05,
         via: bool = True,
+        skip: int = 0,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status``.
+        """Answer the next ``times`` matching requests with ``status`` (after letting ``skip``
+        of them through: ``skip=2`` fails the third message).
 
         ``path_pattern`` is a glob (``/channels/*/messages``) or a compiled regex, matched
         against the path after /api/v10. A 429 gets the rate-limit body and headers Discord
@@ -458,7 +469,32 @@ class FakeDiscord:
                 fault_headers["Via"] = "1.1 google"
         fault_headers.update(headers or {})
         self._faults.append(
-            _Fault(method.upper(), path_pattern, status, body, fault_headers, times)
+            _Fault(method.upper(), path_pattern, status, body, fault_headers, times, skip)
+        )
+
+    def drop_next(
+        self,
+        method: str,
+        path_pattern: str | re.Pattern[str],
+        *,
+        after: bool = False,
+        times: int = 1,
+        skip: int = 0,
+    ) -> None:
+        """Cut the connection of the next ``times`` matching requests (after ``skip``) without
+        an answer: a network failure. ``after=True`` serves the request first: Discord did the
+        work (e.g. posted the message) but the answer was lost on the way back."""
+        self._faults.append(
+            _Fault(
+                method.upper(),
+                path_pattern,
+                0,
+                None,
+                {},
+                times,
+                skip,
+                drop="after" if after else "before",
+            )
         )
 
     @staticmethod
@@ -484,6 +520,9 @@ class FakeDiscord:
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
             if fault.remaining > 0 and fault.matches(method, path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
@@ -494,8 +533,14 @@ class FakeDiscord:
 
     async def add_guild(self, name: str = "Test Guild", **kwargs: Any) -> FakeGuild:
         guild = self.world.add_guild(name, **kwargs)
-        await self.dispatch("GUILD_CREATE", guild.gateway_dict())
+        await self.dispatch("GUILD_CREATE", guild.gateway_dict(joining=True))
         return guild
+
+    async def remove_bot(self, guild: FakeGuild) -> None:
+        """A moderator kicks the bot: it leaves the member list and gets GUILD_DELETE without
+        ``unavailable`` (which is how Discord tells a removal from an outage)."""
+        guild.members.pop(self.world.bot_user.id, None)
+        await self.dispatch("GUILD_DELETE", {"id": str(guild.id)})
 
     async def add_channel(self, guild: FakeGuild, name: str, **kwargs: Any) -> FakeChannel:
         channel = self.world.add_channel(guild, name, **kwargs)
@@ -612,7 +657,9 @@ class FakeDiscord:
         session.ws = ws
         self._sessions[session.id] = session
         guilds = [
-            g for g in self.world.guilds.values() if session.wants("GUILD_CREATE", {"id": g.id})
+            g
+            for g in self.world.guilds.values()
+            if session.wants("GUILD_CREATE", {"id": g.id}) and self.world.bot_user.id in g.members
         ]
         ready = {
             "v": 10,
@@ -837,7 +884,10 @@ class FakeDiscord:
                 # Not Discord's endpoint: answer like Discord (404), the violation is recorded.
                 rejections = []
         fault = self._take_fault(method, path)
-        if fault is not None:
+        if fault is not None and fault.drop == "before":
+            log.info("fake discord: dropping the connection of %s %s", method, path)
+            return self._drop(request, record, error_response(500, "dropped", 0))
+        if fault is not None and fault.drop is None:
             log.info("fake discord: injecting %s for %s %s", fault.status, method, path)
             return json_response(fault.body, status=fault.status, headers=fault.headers)
         if rejections:
@@ -865,6 +915,19 @@ class FakeDiscord:
             return error_response(405, "405: Method Not Allowed", 0)
         if 200 <= response.status < 300:
             self._add_ratelimit_headers(request, response)
+        if fault is not None and fault.drop == "after":
+            log.info("fake discord: served %s %s, then dropped the connection", method, path)
+            return self._drop(request, record, response)
+        return response
+
+    @staticmethod
+    def _drop(
+        request: web.Request, record: RecordedRequest, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        """Cut the TCP connection: the client sees a disconnection, never ``response``."""
+        record.dropped = True
+        if request.transport is not None:
+            request.transport.abort()
         return response
 
     def _refuse_callback(self, path: str, reason: str) -> None:
@@ -1256,7 +1319,19 @@ class FakeDiscord:
         channel = self._channel(request, self._send_permissions(channel, body))
         if isinstance(channel, web.Response):
             return channel
+        nonce_key = None
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            # Discord: a message by the same author with the same nonce in the past few
+            # minutes is returned instead of creating another one.
+            nonce_key = (str(self.world.bot_user.id), str(body["nonce"]))
+            seen = self._nonces.get(nonce_key)
+            if seen is not None and self.clock() - seen[1] <= NONCE_WINDOW_S:
+                earlier = self.world.messages.get(seen[0])
+                if earlier is not None:
+                    return json_response(earlier)
         message = self.world.store_message(self.world.build_message(channel.id, body))
+        if nonce_key is not None:
+            self._nonces[nonce_key] = (int(message["id"]), self.clock())
         await self._gateway_message_event("MESSAGE_CREATE", message)
         return json_response(message)
 

@@ -380,8 +380,10 @@ class FakeGuild:
             "incidents_data": None,
         }
 
-    def gateway_dict(self) -> dict[str, Any]:
-        """The guild object as the GUILD_CREATE dispatch carries it."""
+    def gateway_dict(self, *, joining: bool = False) -> dict[str, Any]:
+        """The guild object as the GUILD_CREATE dispatch carries it. ``joining``: the bot was
+        just added to the guild, and Discord leaves ``unavailable`` out (clients tell a join
+        from a guild coming back from an outage, ``unavailable: false``, by it)."""
         data = self.rest_dict()
         data.update(
             joined_at=self.joined_at,
@@ -400,6 +402,8 @@ class FakeGuild:
             embedded_activities=[],
             lazy=True,
         )
+        if joining:
+            del data["unavailable"]
         return data
 
 
@@ -660,7 +664,10 @@ class FakeWorld:
         return guild.members[self.bot_user.id]
 
     def bot_permissions_in(self, channel: FakeChannel) -> int:
-        return self.permissions_in(channel, self.bot_member(self.guild_of(channel)))
+        guild = self.guild_of(channel)
+        if self.bot_user.id not in guild.members:
+            return 0  # removed from the guild: it sees nothing there (403 Missing Access)
+        return self.permissions_in(channel, self.bot_member(guild))
 
     # -- messages -------------------------------------------------------------------------
 

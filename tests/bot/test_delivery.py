@@ -1,0 +1,527 @@
+"""The daily digest on the fake Discord: styles, exactly once, crashes, missed slots, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from bot.fakes.discord import Permission
+from bot.ui.publisher import DiscordPublisher
+from tests.bot.conftest import buttons, said
+
+RANKED = ["2012.11552", "2012.11538", "2012.11547", "2012.11233", "2012.11145"]
+HEADER = "## 🔥 Hot Papers 2020-12-23\nall categories · 5 papers ranked by reposts and likes"
+
+
+@pytest.fixture
+async def ready(botworld):
+    """The reference day ingested; the clock (10:50Z) 20 minutes after a 10:30 UTC slot."""
+    await botworld.ingest_reference_day()
+    return botworld
+
+
+def posted_ids(messages: list[dict[str, Any]]) -> list[str]:
+    """The arXiv ids of the paper messages, in the order they were posted."""
+    ordered = sorted(messages, key=lambda m: int(m["id"]))
+    return [
+        m["embeds"][0]["url"].rsplit("/", 1)[-1]
+        for m in ordered
+        if m["embeds"] and "url" in m["embeds"][0]
+    ]
+
+
+async def eventually(probe, timeout: float = 3.0):  # noqa: ASYNC109 - a bounded poll
+    """The first truthy result of ``await probe()`` within ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not (found := await probe()):  # noqa: ASYNC110 - polls the database
+            await asyncio.sleep(0.01)
+    return found
+
+
+def message_posts(botworld) -> list[Any]:
+    return [r for r in botworld.fake.requests_to("POST", "/channels/*/messages") if not r.dropped]
+
+
+# -- the three styles -------------------------------------------------------------------------
+
+
+async def test_thread_style_posts_a_header_and_the_papers_in_its_thread(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    await ready.services.deliver_guild(ready.guild_id)
+
+    (header,) = h.fake.messages(h.channel)
+    assert header["content"] == HEADER
+    thread = h.world.channels[int(header["id"])]
+    assert thread.is_thread
+    assert thread.parent_id == h.channel.id
+    assert thread.name == "Hot Papers 2020-12-23"
+    papers = sorted(h.fake.messages(thread.id), key=lambda m: int(m["id"]))
+    assert posted_ids(papers) == RANKED  # best first
+    first = papers[0]["embeds"][0]
+    assert first["title"].startswith("1. Online Bag-of-Visual-Words")
+    assert "**487** — X: " in said(papers[0])
+    for message in papers:
+        assert {b["label"] for b in buttons(message)} == {"Abstract", "PDF", "HTML"}
+        urls = sorted(b["url"] for b in buttons(message))
+        arxiv_id = message["embeds"][0]["url"].rsplit("/", 1)[-1]
+        assert urls == sorted(
+            f"https://arxiv.org/{kind}/{arxiv_id}" for kind in ("abs", "pdf", "html")
+        )
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "sent"
+    assert record.paper_count == 5
+    assert len(record.message_ids) == 6
+
+
+async def test_channel_style_posts_every_message_in_the_channel(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel", top=3)
+    await ready.services.deliver_guild(ready.guild_id)
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert messages[0]["content"].startswith("## 🔥 Hot Papers 2020-12-23")
+    assert "3 papers" in messages[0]["content"]
+    assert posted_ids(messages[1:]) == RANKED[:3]
+    assert not any(c.is_thread for c in h.world.channels.values())
+
+
+async def test_compact_style_is_one_ranked_embed(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="compact", categories=("cs.LG",))
+    await ready.services.deliver_guild(ready.guild_id)
+    (message,) = h.fake.messages(h.channel)
+    assert message["content"].startswith("## 🔥 Hot Papers 2020-12-23\n`cs.LG` · 4 papers")
+    (embed,) = message["embeds"]
+    assert embed["title"] == "Hot Papers 2020-12-23"
+    lines = embed["description"].splitlines()
+    assert [line.split("](")[1].split(")")[0].rsplit("/", 1)[-1] for line in lines] == RANKED[:4]
+
+
+@pytest.mark.parametrize("style", ["thread", "channel", "compact"])
+async def test_the_largest_digest_stays_within_discords_limits(ready, style):
+    """Every paper of the day at threshold 0: the validator checks each message at teardown
+    (content ≤2000, ≤10 embeds, ≤6000 characters, field and title limits)."""
+    h = ready.harness
+    ready.clock.now = dt.datetime(2020, 12, 23, 0, 30, tzinfo=dt.UTC)  # the whole 22nd
+    await ready.configure(post_time="00:15", style=style, top=25, threshold=0)
+    await ready.services.deliver_guild(ready.guild_id)
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "sent"
+    assert record.paper_count > 10  # more than one message can carry
+    for request in message_posts(ready):
+        embeds = request.body.get("embeds") or []
+        assert len(embeds) <= 10
+        assert len(request.body.get("content") or "") <= 2000
+    assert h.fake.violations == []
+
+
+async def test_every_message_disables_mentions(ready):
+    await ready.configure(post_time="10:30")
+    await ready.services.deliver_guild(ready.guild_id)
+    posts = message_posts(ready)
+    assert len(posts) == 6
+    for request in posts:
+        assert request.body["allowed_mentions"] == {"parse": []}
+        assert len(request.body.get("embeds") or []) <= 10
+
+
+# -- when: the schedule and the injected clock ------------------------------------------------
+
+
+async def test_nothing_before_the_slot_and_the_digest_at_the_slot(ready):
+    h = ready.harness
+    await ready.configure(post_time="13:00", timezone="Europe/Paris")  # 12:00Z
+    await ready.services.sweep()
+    assert h.fake.messages(h.channel) == []
+    ready.clock.now = dt.datetime(2020, 12, 23, 12, 0, tzinfo=dt.UTC)
+    await ready.services.sweep()
+    (header,) = h.fake.messages(h.channel)
+    assert header["content"].startswith("## 🔥 Hot Papers 2020-12-23")
+
+
+async def test_the_local_date_names_the_digest(ready):
+    h = ready.harness
+    # 10:50Z is already 2020-12-24 in Kiritimati (UTC+14).
+    await ready.configure(post_time="00:30", timezone="Pacific/Kiritimati")
+    await ready.services.sweep()
+    (header,) = h.fake.messages(h.channel)
+    assert header["content"].startswith("## 🔥 Hot Papers 2020-12-24")
+    assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 24))
+
+
+# -- exactly once -----------------------------------------------------------------------------
+
+
+async def test_delivering_twice_posts_once(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    await ready.services.deliver_guild(ready.guild_id)
+    await ready.services.deliver_guild(ready.guild_id)
+    await ready.services.sweep()
+    ready.clock.advance(hours=1)
+    await ready.services.sweep()
+    assert len(h.fake.messages(h.channel)) == 6
+    assert len(message_posts(ready)) == 6
+
+
+async def test_concurrent_deliveries_post_once(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    await asyncio.gather(*(ready.services.deliver_guild(ready.guild_id) for _ in range(3)))
+    assert len(h.fake.messages(h.channel)) == 6
+
+
+class ProcessDied(BaseException):
+    """The bot's process ends mid-digest (nothing in it gets to catch this)."""
+
+
+class DiesAfter(DiscordPublisher):
+    """The real publisher, whose process dies after ``n`` messages."""
+
+    def __init__(self, client, n: int) -> None:
+        super().__init__(client)
+        self.left = n
+
+    async def _send(self, channel_id: int, nonce: str | None, **kwargs: object) -> int:
+        if self.left == 0:
+            raise ProcessDied
+        self.left -= 1
+        return await super()._send(channel_id, nonce, **kwargs)
+
+
+@pytest.mark.parametrize("style", ["thread", "channel"])
+async def test_a_crash_mid_digest_resumes_after_the_last_recorded_message(ready, style):
+    h = ready.harness
+    config = await ready.configure(post_time="10:30", style=style)
+    day = dt.date(2020, 12, 23)
+    with pytest.raises(ProcessDied):
+        await ready.services.delivery.deliver(config, day, DiesAfter(ready.bot, 3))
+    record = await ready.rt.digest_log.get(ready.guild_id, day)
+    assert record.status == "sending"
+    assert len(record.message_ids) == 3  # the header and two papers
+
+    ready.clock.advance(minutes=2)  # the restart takes a little while
+    await ready.restart()
+    await ready.services.sweep()
+
+    (header,) = h.fake.messages(h.channel) if style == "thread" else [None]
+    if style == "thread":
+        papers = h.fake.messages(int(header["id"]))
+        assert len(h.world.channels[int(header["id"])].name) > 0
+    else:
+        messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+        assert sum(1 for m in messages if m["content"].startswith("## 🔥")) == 1
+        papers = messages[1:]
+    assert posted_ids(papers) == RANKED  # every paper once, in rank order
+    record = await ready.rt.digest_log.get(ready.guild_id, day)
+    assert record.status == "sent"
+    assert record.attempts == 2
+    # Only one thread was ever opened.
+    assert len(h.fake.requests_to("POST", "/channels/*/messages/*/threads")) == (
+        2 if style == "thread" else 0
+    )
+    assert sum(1 for c in h.world.channels.values() if c.is_thread) == (style == "thread")
+
+
+async def test_a_dropped_connection_mid_digest_is_resumed_by_the_sweep(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    # The third message's connection is cut before Discord sees it.
+    h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages", skip=2)
+    await ready.services.deliver_guild(ready.guild_id)
+    day = dt.date(2020, 12, 23)
+    record = await ready.rt.digest_log.get(ready.guild_id, day)
+    assert record.status == "failed"
+    assert record.error.startswith("Discord unavailable")
+    assert len(record.message_ids) == 2
+    assert len(h.fake.messages(h.channel)) == 2
+
+    ready.clock.advance(minutes=10)  # the next sweep
+    await ready.services.sweep()
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert posted_ids(messages[1:]) == RANKED
+    assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
+
+
+async def test_a_message_posted_but_unconfirmed_is_not_posted_again(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    # Discord posts the third message, but the answer never reaches the bot.
+    h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages", skip=2, after=True)
+    await ready.services.deliver_guild(ready.guild_id)
+    assert len(h.fake.messages(h.channel)) == 3
+    ready.clock.advance(minutes=1)
+    await ready.services.sweep()  # the retry sends the same nonce: Discord returns the message
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert posted_ids(messages[1:]) == RANKED
+    nonces = [r.body["nonce"] for r in h.fake.requests_to("POST", "/channels/*/messages")]
+    assert len(nonces) == 7  # six messages, the third one sent twice
+    assert len(set(nonces)) == 6
+
+
+async def test_a_missed_digest_goes_out_on_restart_within_the_grace_period(ready):
+    h = ready.harness
+    await ready.configure(post_time="08:00")
+    ready.clock.now = dt.datetime(2020, 12, 23, 13, 0, tzinfo=dt.UTC)  # down from 7:30 to 13:00
+    await ready.restart()
+    await ready.services.catch_up(ready.bot)  # what on_ready does
+    await ready.services.drain()
+    (header,) = h.fake.messages(h.channel)
+    assert header["content"].startswith("## 🔥 Hot Papers 2020-12-23")
+
+
+async def test_a_missed_digest_is_dropped_after_the_grace_period(ready):
+    h = ready.harness
+    await ready.configure(post_time="04:00")
+    ready.clock.now = dt.datetime(2020, 12, 23, 10, 1, tzinfo=dt.UTC)  # 6 h 1 min late
+    await ready.restart()
+    await ready.services.sweep()
+    assert h.fake.messages(h.channel) == []
+    assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23)) is None
+
+
+# -- Discord failures -------------------------------------------------------------------------
+
+
+async def test_a_429_is_waited_out(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    h.fake.fail_next("POST", "/channels/*/messages", 429, retry_after=0.05, skip=1)
+    await ready.services.deliver_guild(ready.guild_id)
+    statuses = [r.status for r in message_posts(ready)]
+    assert statuses == [200, 429, 200, 200, 200, 200, 200]
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert posted_ids(messages[1:]) == RANKED
+
+
+async def test_a_500_is_retried_by_discord_py(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="compact")
+    h.fake.fail_next("POST", "/channels/*/messages", 500)
+    await ready.services.deliver_guild(ready.guild_id)
+    assert [r.status for r in message_posts(ready)] == [500, 200]
+    assert len(h.fake.messages(h.channel)) == 1
+
+
+async def test_a_503_fails_the_digest_and_the_sweep_finishes_it(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    h.fake.fail_next("POST", "/channels/*/messages", 503, skip=3)
+    await ready.services.deliver_guild(ready.guild_id)
+    day = dt.date(2020, 12, 23)
+    record = await ready.rt.digest_log.get(ready.guild_id, day)
+    assert record.status == "failed"
+    assert record.error == "Discord unavailable: Discord answered 503"
+    ready.clock.advance(minutes=10)
+    await ready.services.sweep()
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert posted_ids(messages[1:]) == RANKED
+    assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
+
+
+async def test_a_403_is_recorded_and_retried_once_the_permission_is_back(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    h.fake.fail_next("POST", "/channels/*/messages", 403)
+    await ready.services.deliver_guild(ready.guild_id)
+    day = dt.date(2020, 12, 23)
+    record = await ready.rt.digest_log.get(ready.guild_id, day)
+    assert record.status == "failed"
+    assert record.error.startswith("missing permissions: not allowed to post in channel")
+    assert h.fake.messages(h.channel) == []
+    ready.clock.advance(minutes=10)
+    await ready.services.sweep()
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    # The same papers as planned: the failed attempt's plan doesn't count as "posted".
+    assert posted_ids(messages[1:]) == RANKED
+
+
+async def test_missing_permissions_are_found_before_posting(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    await h.fake.restrict_bot(h.channel, deny=Permission.EMBED_LINKS)
+    await h.fake.wait_until(
+        lambda: (
+            not ready.bot.get_channel(h.channel.id)
+            .permissions_for(ready.bot.get_guild(ready.guild_id).me)
+            .embed_links
+        ),
+        3.0,
+        "CHANNEL_UPDATE",
+    )
+    await ready.services.deliver_guild(ready.guild_id)
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "failed"
+    assert record.error == "missing permissions: Embed Links"
+    assert message_posts(ready) == []
+
+
+async def test_no_thread_permission_posts_the_papers_in_the_channel(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    await h.fake.restrict_bot(h.channel, deny=Permission.CREATE_PUBLIC_THREADS)
+    await h.fake.wait_until(
+        lambda: (
+            not ready.bot.get_channel(h.channel.id)
+            .permissions_for(ready.bot.get_guild(ready.guild_id).me)
+            .create_public_threads
+        ),
+        3.0,
+        "CHANNEL_UPDATE",
+    )
+    await ready.services.deliver_guild(ready.guild_id)
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert posted_ids(messages[1:]) == RANKED
+
+
+@pytest.mark.parametrize("notify", [True, False])
+async def test_a_deleted_channel_pauses_the_guild_with_the_reason(ready, notify):
+    h = ready.harness
+    papers = await h.text_channel("papers")
+    await h.fake.wait_until(lambda: ready.bot.get_channel(papers.id) is not None, 3.0, "cache")
+    await ready.configure(channel=papers, post_time="10:30")
+    await h.fake.delete_channel(papers, notify=notify)
+    if notify:
+        await h.fake.wait_until(lambda: ready.bot.get_channel(papers.id) is None, 3.0, "delete")
+    await ready.services.deliver_guild(ready.guild_id)
+    config = await ready.services.guilds.config(ready.guild_id)
+    assert config.paused
+    assert config.pause_reason == f"digest channel deleted: channel {papers.id} no longer exists"
+    _, cb = await ready.run("digest", "status")
+    assert "Paused" in said(cb)
+    assert "digest channel deleted" in said(cb)
+    ready.clock.advance(minutes=10)
+    await ready.services.sweep()  # a paused guild is not retried
+    assert len(h.fake.requests_to("POST", f"/channels/{papers.id}/messages")) <= 1
+
+
+async def test_one_guilds_failure_does_not_stop_another(ready):
+    h = ready.harness
+    other = await h.add_guild("Second Guild")
+    other_channel = next(iter(other.channels.values()))
+    await h.fake.wait_until(
+        lambda: ready.bot.get_channel(other_channel.id) is not None, 3.0, "GUILD_CREATE"
+    )
+    await ready.configure(post_time="10:30", style="compact")
+    await ready.services.guilds.set_channel(other.id, other_channel.id)
+    await ready.services.guilds.set_time(other.id, "10:30", "UTC")
+    await ready.services.guilds.set_options(other.id, style="compact")
+    await h.fake.delete_channel(h.channel, notify=False)
+    h.fake.fail_next("POST", f"/channels/{other_channel.id}/messages", 403)
+    await ready.services.sweep()
+    assert (await ready.services.guilds.config(ready.guild_id)).paused
+    assert h.fake.messages(other_channel) == []
+    ready.clock.advance(minutes=10)
+    await ready.services.sweep()
+    assert len(h.fake.messages(other_channel)) == 1
+
+
+async def test_one_guilds_rate_limit_does_not_hold_another_back(ready):
+    h = ready.harness
+    other = await h.add_guild("Second Guild")
+    other_channel = next(iter(other.channels.values()))
+    await h.fake.wait_until(
+        lambda: ready.bot.get_channel(other_channel.id) is not None, 3.0, "GUILD_CREATE"
+    )
+    await ready.configure(post_time="10:30", style="compact")
+    await ready.services.guilds.set_channel(other.id, other_channel.id)
+    await ready.services.guilds.set_time(other.id, "10:30", "UTC")
+    await ready.services.guilds.set_options(other.id, style="compact")
+    h.fake.fail_next("POST", f"/channels/{h.channel.id}/messages", 429, retry_after=0.3)
+    await ready.services.sweep()
+    order = [
+        int(r.path.split("/")[2])
+        for r in h.fake.requests_to("POST", "/channels/*/messages")
+        if r.status == 200
+    ]
+    assert order == [other_channel.id, h.channel.id]  # posted while the first one waited
+
+
+# -- no flood, no repeats, empty days ---------------------------------------------------------
+
+
+async def test_joining_a_guild_posts_nothing(ready):
+    h = ready.harness
+    other = await h.add_guild("New Guild")
+    config = await eventually(lambda: ready.rt.guilds.get(other.id))  # on_guild_join
+    assert config.channel_id is None
+    for hours in (0, 6, 24):
+        ready.clock.now = dt.datetime(2020, 12, 23, 10, 50, tzinfo=dt.UTC) + dt.timedelta(
+            hours=hours
+        )
+        await ready.services.sweep()
+    assert message_posts(ready) == []
+
+
+async def test_a_guild_that_removes_the_bot_gets_no_more_digests(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    await h.fake.remove_bot(h.guild)
+    config = await eventually(
+        lambda: _paused_config(ready)  # on_guild_remove
+    )
+    assert config.pause_reason == "the bot was removed from this server"
+    await ready.services.sweep()
+    assert message_posts(ready) == []
+
+
+async def _paused_config(botworld):
+    config = await botworld.rt.guilds.get(botworld.guild_id)
+    return config if config is not None and config.paused else None
+
+
+async def test_a_paper_is_not_posted_again_within_the_cooldown(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="compact")
+    await ready.services.sweep()
+    # The server moves to Kiritimati (UTC+14): at 10:50Z its local date is already the 24th.
+    await ready.services.guilds.set_time(ready.guild_id, "00:40", "Pacific/Kiritimati")
+    await ready.services.sweep()
+    first, second = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert first["content"].startswith("## 🔥 Hot Papers 2020-12-23")
+    assert second["content"] == (
+        "No hot papers today: no paper in this server's categories reached a score of 50."
+    )
+
+
+async def test_an_empty_day_says_why_in_one_short_message(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", threshold=10_000)
+    await ready.services.deliver_guild(ready.guild_id)
+    (message,) = h.fake.messages(h.channel)
+    assert message["content"] == (
+        "No hot papers today: no paper in this server's categories reached a score of 10000."
+    )
+    assert message["embeds"] == []
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "empty"
+
+
+async def test_an_empty_day_names_a_failing_source(botworld):
+    h = botworld.harness
+    botworld.world.x.fail_next(503, times=10)
+    await botworld.ingest_reference_day()
+    await botworld.configure(post_time="10:30")
+    await botworld.services.deliver_guild(botworld.guild_id)
+    (message,) = h.fake.messages(h.channel)
+    assert message["content"].startswith("No hot papers today: x could not be reached")
+
+
+async def test_an_empty_weekend_day_says_so(ready):
+    h = ready.harness
+    ready.clock.now = dt.datetime(2020, 12, 26, 10, 50, tzinfo=dt.UTC)  # a Saturday
+    await ready.configure(post_time="10:30")
+    await ready.services.deliver_guild(ready.guild_id)
+    (message,) = h.fake.messages(h.channel)
+    assert "arXiv announces nothing on weekends" in message["content"]
+
+
+async def test_a_silent_empty_day_posts_nothing(ready):
+    await ready.configure(post_time="10:30", threshold=10_000, empty_day="silent")
+    await ready.services.deliver_guild(ready.guild_id)
+    assert message_posts(ready) == []
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "empty"

@@ -1,0 +1,101 @@
+"""Graceful shutdown: the scheduler stops, digests being posted finish, then the client closes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from bot.ui.publisher import DiscordPublisher
+
+DAY = dt.date(2020, 12, 23)
+
+
+@pytest.fixture
+async def held(botworld, monkeypatch):
+    """The reference day ingested, a 10:30 digest due, and paper messages that wait for the
+    test: a digest caught in the middle of sending."""
+    await botworld.ingest_reference_day()
+    await botworld.configure(post_time="10:30", style="channel")
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    real = DiscordPublisher.send_paper
+
+    async def slow_send_paper(self, *args, **kwargs):
+        entered.set()
+        await gate.wait()
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiscordPublisher, "send_paper", slow_send_paper)
+    botworld.gate = gate
+    botworld.entered = entered
+    return botworld
+
+
+async def test_drain_lets_a_digest_in_flight_finish(held):
+    services = held.services
+    services.start_scheduler(held.bot)
+    delivery = asyncio.create_task(services.deliver_guild(held.guild_id))
+    await asyncio.wait_for(held.entered.wait(), 3)
+
+    services.stop_scheduler()
+    assert not services.scheduler.running
+    draining = asyncio.create_task(services.drain(seconds=10))
+    await asyncio.sleep(0.05)
+    assert not draining.done()  # waiting for the digest, not abandoning it
+    held.gate.set()
+    await asyncio.wait_for(draining, 5)
+    await delivery
+    record = await held.rt.digest_log.get(held.guild_id, DAY)
+    assert record.status == "sent"
+    assert len(held.fake.messages(held.harness.channel)) == 6
+    assert not services.scheduler._scheduler.running
+
+
+async def test_drain_gives_up_after_its_timeout_and_the_digest_resumes_later(held):
+    services = held.services
+    delivery = asyncio.create_task(services.deliver_guild(held.guild_id))
+    await asyncio.wait_for(held.entered.wait(), 3)
+    await services.drain(seconds=0.1)
+    with pytest.raises(asyncio.CancelledError):
+        await delivery
+    record = await held.rt.digest_log.get(held.guild_id, DAY)
+    assert record.status == "sending"  # left for the next start, which resumes it
+    assert len(record.message_ids) == 1
+
+    held.gate.set()
+    held.clock.advance(minutes=1)
+    await held.restart()
+    await held.services.sweep()
+    record = await held.rt.digest_log.get(held.guild_id, DAY)
+    assert record.status == "sent"
+    assert len(held.fake.messages(held.harness.channel)) == 6
+
+
+async def test_closing_the_bot_drains_before_the_http_session_closes(held):
+    delivery = asyncio.create_task(held.services.deliver_guild(held.guild_id))
+    await asyncio.wait_for(held.entered.wait(), 3)
+    closing = asyncio.create_task(held.harness.stop_client(held.bot))
+    await asyncio.sleep(0.05)
+    assert not closing.done()
+    held.gate.set()
+    await asyncio.wait_for(closing, 10)
+    await delivery
+    assert held.bot.is_closed()
+    record = await held.rt.digest_log.get(held.guild_id, DAY)
+    assert record.status == "sent"
+    assert len(held.fake.messages(held.harness.channel)) == 6
+
+
+async def test_drain_from_inside_a_tracked_task_does_not_wait_for_itself(botworld):
+    services = botworld.services
+    finished = asyncio.Event()
+
+    async def close_like_a_signal_handler() -> None:
+        await services.drain(seconds=5)
+        finished.set()
+
+    task = asyncio.get_running_loop().create_task(close_like_a_signal_handler())
+    services._track(task)
+    await asyncio.wait_for(finished.wait(), 1)
