@@ -132,7 +132,12 @@ class Services:
                 if config.threshold is not None
                 else self.settings.ranking.threshold
             )
-            text = empty_reason(digest, local_date(now, config.timezone), threshold)
+            text = empty_reason(
+                digest,
+                local_date(now, config.timezone),
+                threshold,
+                arxiv_quiet=await self.delivery.arxiv_quiet(now),
+            )
         return config, digest, text
 
     async def status(self, guild_id: int) -> GuildStatus:
@@ -176,8 +181,11 @@ class Services:
         window = Window(
             now - dt.timedelta(hours=self.settings.scheduler.ingest_lookback_hours), now
         )
+        categories = set(self.settings.arxiv.categories)
+        for config in await self.rt.guilds.active():
+            categories.update(config.categories)
         try:
-            report = await self.rt.ingest.run(window)
+            report = await self.rt.ingest.run(window, categories=sorted(categories))
         except Exception:
             log.exception("ingestion failed")
             return

@@ -25,6 +25,7 @@ from bot.core.models import Digest, RankedPaper, Window
 from bot.core.schedule import local_date, next_post_time, parse_post_time
 from bot.services.digests import DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
+from bot.services.ingest import FEED_SOURCE
 from bot.settings import DigestSettings
 from bot.storage.digests import DigestRecord, DigestRepository
 from bot.storage.guilds import GuildConfig, GuildRepository
@@ -72,11 +73,18 @@ class DeliveryResult:
     detail: str = ""
 
 
-def empty_reason(digest: Digest, day: dt.date, threshold: float) -> str:
+def empty_reason(
+    digest: Digest, day: dt.date, threshold: float, *, arxiv_quiet: bool = False
+) -> str:
     """Why a digest has no paper, in words a member understands."""
     if digest.failed_sources:
         names = ", ".join(sorted(digest.failed_sources))
         return f"No hot papers today: {names} could not be reached, so the ranking is incomplete."
+    if arxiv_quiet and day.weekday() < 5:
+        return (
+            "No hot papers today: arXiv's latest announcement was empty (an arXiv holiday), "
+            f"and no paper reached a score of {threshold:g}."
+        )
     if day.weekday() >= 5:
         return (
             "No hot papers today: arXiv announces nothing on weekends, "
@@ -250,7 +258,7 @@ class DeliveryService:
         if not digest.papers:
             if config.empty_day == "message" and not sent:
                 threshold = self.threshold(config)
-                text = empty_reason(digest, day, threshold)
+                text = empty_reason(digest, day, threshold, arxiv_quiet=await self.arxiv_quiet())
                 await sent_one(await publisher.send_empty(channel, text, nonce=nonce()))
             await self.log.finish(record.id, "empty", now=self.clock())
             return DeliveryResult(gid, day, "empty")
@@ -315,6 +323,18 @@ class DeliveryService:
             slot = next_post_time(slot, post_time, config.timezone)
         return slot
 
+    async def arxiv_quiet(self, now: dt.datetime | None = None) -> bool:
+        """True when arXiv's latest announcement feed, read in the last 36 h, was empty: a
+        weekend or an arXiv holiday (the feed is how arXiv tells; there is no calendar)."""
+        now = now or self.clock()
+        run = (await self.runs.latest_by_source()).get(FEED_SOURCE)
+        return (
+            run is not None
+            and run.error is None
+            and run.mentions == 0
+            and now - run.finished_at <= dt.timedelta(hours=36)
+        )
+
     async def status(self, config: GuildConfig, source_names: Sequence[str]) -> GuildStatus:
         """Everything ``/digest status`` shows, with the reasons a digest may be empty or late."""
         now = self.clock()
@@ -335,6 +355,14 @@ class DeliveryService:
                 notes.append(f"{name} is failing ({run.error}): the ranking is incomplete.")
         if not sources:
             notes.append("No popularity source is enabled on this bot.")
+        feed = runs.get(FEED_SOURCE)
+        if feed is not None:
+            sources[FEED_SOURCE] = feed
+            if await self.arxiv_quiet(now):
+                notes.append(
+                    "arXiv's latest announcement feed was empty (a weekend or an arXiv "
+                    "holiday): few new papers are being shared."
+                )
         if next_post is not None:
             local_next = local_date(next_post, config.timezone)
             if local_next.weekday() >= 5:

@@ -156,7 +156,8 @@ def status_embed(status: Any) -> discord.Embed:
         elif run.error:
             lines.append(f"• ❌ {name}: {safe(run.error)} ({_ts(run.finished_at, 'R')})")
         else:
-            lines.append(f"• ✅ {name}: {run.mentions} mentions ({_ts(run.finished_at, 'R')})")
+            unit = "announcements" if name == "arxiv feed" else "mentions"
+            lines.append(f"• ✅ {name}: {run.mentions} {unit} ({_ts(run.finished_at, 'R')})")
     embed.add_field(
         name="Sources",
         value=clip("\n".join(lines) or "none enabled", limits.FIELD_VALUE),
