@@ -33,13 +33,26 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # --- argument parsing -------------------------------------------------------------------------
 
 
+# arXiv opened in August 1991; nothing before or far after can have a digest.
+EARLIEST = dt.datetime(1991, 8, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2999, 12, 31, tzinfo=dt.UTC)
+
+
+def _in_era(moment: dt.datetime, text: str) -> dt.datetime:
+    if not EARLIEST <= moment <= LATEST:
+        raise InvalidDateError(f"`{text}` is outside arXiv's era (1991-08-01 onwards)")
+    return moment
+
+
 def parse_day(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidDateError(
             f"`{text}` is not a date; expected YYYY-MM-DD, e.g. 2020-12-22"
         ) from None
+    _in_era(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC), text)
+    return day
 
 
 def parse_moment(text: str) -> dt.datetime:
@@ -51,7 +64,7 @@ def parse_moment(text: str) -> dt.datetime:
         raise InvalidDateError(
             f"`{text}` is not an ISO date or time; expected e.g. 2020-12-22 or 2020-12-22T06:00Z"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return _in_era(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC), text)
 
 
 def parse_categories(text: str | None) -> tuple[str, ...]:
@@ -319,3 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hotpapers: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: one line, the details in the log
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"hotpapers: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE

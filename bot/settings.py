@@ -8,17 +8,31 @@ the environment (``DISCORD_TOKEN``, ``X_BEARER_TOKEN``, ``HF_TOKEN``) and are he
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from bot.core.errors import ConfigError, UnknownCategoryError
@@ -29,6 +43,36 @@ CONFIG_ENV = "HOTPAPERS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config.toml")
 # A key containing one of these is a credential, which never belongs in the file.
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
+
+
+def _url(schemes: tuple[str, ...]) -> Any:
+    """A URL setting checked at start: one of ``schemes`` and a host, or a ConfigError."""
+
+    def check(value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme.lower() not in schemes or not parts.hostname:
+            allowed = " or ".join(f"{s}://" for s in schemes)
+            raise ValueError(f"must be an {allowed} URL with a host")
+        return value.strip()
+
+    return AfterValidator(check)
+
+
+HttpUrl = Annotated[str, _url(("http", "https"))]
+WsUrl = Annotated[str, _url(("ws", "wss"))]
+
+
+def _comma_list(value: Any) -> Any:
+    # HOTPAPERS_ARXIV__CATEGORIES=cs.LG,cs.CV reads as a list, as a JSON list does.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("is not a valid JSON list") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class _Section(BaseModel):
@@ -50,12 +94,14 @@ class HttpSettings(_Section):
 
 
 class ArxivSettings(_Section):
-    api_url: str = "https://export.arxiv.org/api/query"
-    rss_url: str = "https://rss.arxiv.org/rss"
+    api_url: HttpUrl = "https://export.arxiv.org/api/query"
+    rss_url: HttpUrl = "https://rss.arxiv.org/rss"
     min_interval_seconds: float = Field(3.0, ge=0)  # arXiv's terms: one request every 3 s
     batch_size: int = Field(100, ge=1, le=100)
     # Categories whose daily announcements (RSS) are ingested, besides those servers follow.
-    categories: list[str] = Field(default_factory=list)
+    categories: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
+        default_factory=list
+    )
 
     @field_validator("categories")
     @classmethod
@@ -68,7 +114,7 @@ class ArxivSettings(_Section):
 
 class XSettings(_Section):
     enabled: bool = False
-    api_url: str = "https://api.x.com/2"
+    api_url: HttpUrl = "https://api.x.com/2"
     query: str = 'url:"arxiv.org" -is:retweet'
     max_results: int = Field(100, ge=10, le=100)
     max_pages: int = Field(50, ge=1)
@@ -77,7 +123,7 @@ class XSettings(_Section):
 
 class HackerNewsSettings(_Section):
     enabled: bool = True
-    api_url: str = "https://hn.algolia.com/api/v1"
+    api_url: HttpUrl = "https://hn.algolia.com/api/v1"
     hits_per_page: int = Field(100, ge=1, le=1000)
     max_pages: int = Field(10, ge=1)
     min_points: int = Field(0, ge=0)
@@ -85,7 +131,7 @@ class HackerNewsSettings(_Section):
 
 class HuggingFaceSettings(_Section):
     enabled: bool = True
-    api_url: str = "https://huggingface.co/api"
+    api_url: HttpUrl = "https://huggingface.co/api"
     limit: int = Field(100, ge=1, le=100)
     max_pages: int = Field(5, ge=1)
 
@@ -120,6 +166,10 @@ class RankingSettings(_Section):
         cls, value: dict[str, dict[str, float]]
     ) -> dict[str, dict[str, float]]:
         # Per metric: overriding likes keeps reposts; a weight of 0 switches a metric off.
+        for source, weights in value.items():
+            for metric, weight in weights.items():
+                if not math.isfinite(weight) or weight < 0:
+                    raise ValueError(f"weight of {source}.{metric} must be a number ≥ 0")
         merged = {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()}
         for source, weights in value.items():
             merged.setdefault(source, {}).update(weights)
@@ -127,8 +177,8 @@ class RankingSettings(_Section):
 
 
 class DiscordSettings(_Section):
-    api_base: str = "https://discord.com/api/v10"
-    gateway_url: str = "wss://gateway.discord.gg"
+    api_base: HttpUrl = "https://discord.com/api/v10"
+    gateway_url: WsUrl = "wss://gateway.discord.gg"
     dev_guild_id: int | None = None
     application_id: int | None = None
 
@@ -343,6 +393,12 @@ def load_settings(
         loaded = _Loaded(**overrides, secrets=Secrets.from_environ(env), config_path=path)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, os.environ)) from None
+    except SettingsError as exc:
+        # pydantic-settings could not decode an environment value (e.g. not JSON for a table).
+        raise ConfigError(
+            f"an environment override could not be read: {exc} "
+            "(a table such as HOTPAPERS_RANKING__WEIGHTS must be JSON, or set its keys one by one)"
+        ) from None
     # exclude_unset keeps which keys were written (in the file or the environment) apart from
     # defaults, at every depth: x_is_on() tells an explicit `sources.x.enabled` from the default.
     return Settings.model_validate(

@@ -428,3 +428,32 @@ def test_x_enabled_false_in_the_file_beats_the_token(tmp_path, monkeypatch):
     assert x_is_on(load_settings(write(tmp_path / "on.toml", "[sources.x]\nquery = 'q'\n")))
     off = write(tmp_path / "off.toml", "[sources.x]\nenabled = false\n")
     assert not x_is_on(load_settings(off))
+
+
+# --- review follow-ups: URLs, lists and tables from the environment -------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("HOTPAPERS_ARXIV__API_URL", "notaurl", "arxiv.api_url"),
+        ("HOTPAPERS_SOURCES__X__API_URL", "ftp://x/2", "sources.x.api_url"),
+        ("HOTPAPERS_DISCORD__GATEWAY_URL", "http://gateway", "discord.gateway_url"),
+        ("HOTPAPERS_RANKING__WEIGHTS", "x", "HOTPAPERS_RANKING__WEIGHTS"),
+        ("HOTPAPERS_RANKING__WEIGHTS__X__LIKES", "-1", "ranking.weights"),
+        ("HOTPAPERS_RANKING__WEIGHTS__X__LIKES", "nan", "ranking.weights"),
+        ("HOTPAPERS_ARXIV__CATEGORIES", "cs.LF", "arxiv.categories"),
+    ],
+)
+def test_bad_urls_tables_and_weights_are_config_errors(monkeypatch, variable, value, needle):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert needle in info.value.message
+
+
+def test_categories_from_the_environment_as_a_comma_list_or_json(monkeypatch):
+    monkeypatch.setenv("HOTPAPERS_ARXIV__CATEGORIES", "cs.lg, cs.CV,cs.LG")
+    assert load_settings().arxiv.categories == ["cs.LG", "cs.CV"]
+    monkeypatch.setenv("HOTPAPERS_ARXIV__CATEGORIES", '["stat.ML"]')
+    assert load_settings().arxiv.categories == ["stat.ML"]

@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Stateme
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.core.errors import StorageError
+from bot.core.errors import ConfigError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Database:
         try:
             self.url = make_url(url)
         except ArgumentError as exc:
-            raise StorageError(f"invalid database URL: {exc}") from None
+            raise ConfigError(f"setting `database.url`: not a database URL ({exc})") from None
         self._shown = self.url.render_as_string(hide_password=True)
         kwargs: dict[str, Any] = {"echo": echo}
         if _is_memory(self.url):
@@ -90,7 +90,9 @@ class Database:
         try:
             self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-            raise StorageError(f"cannot use database {self._shown}: {exc}") from None
+            raise ConfigError(
+                f"setting `database.url`: cannot use database {self._shown}: {exc}"
+            ) from None
         self._opened = False  # a connection worked at least once (see close)
         if self.is_sqlite:
             self._install_sqlite_hooks()

@@ -480,3 +480,45 @@ async def test_arxiv_down_is_one_line_and_exit_1(world, cli):
     run = await cli("paper", "2012.10885")
     assert run.code == 1
     assert run.err == "hotpapers: error: arxiv: HTTP 503 after 2 attempts\n"
+
+
+# --- review follow-ups: dates outside arXiv's era, bad URLs, the last-resort handler ---------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["digest", "--date", "9999-12-31"],
+        ["digest", "--date", "1900-01-01"],
+        ["fetch", "--until", "0001-01-02"],
+    ],
+)
+def test_dates_outside_arxivs_era_are_one_line(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "arXiv's era" in err
+
+
+def test_a_bad_base_url_or_database_url_is_a_configuration_error(capsys, monkeypatch):
+    monkeypatch.setenv("HOTPAPERS_ARXIV__API_URL", "notaurl")
+    assert main(["paper", "2106.14108"]) == 2
+    assert "arxiv.api_url" in capsys.readouterr().err
+    monkeypatch.delenv("HOTPAPERS_ARXIV__API_URL")
+    monkeypatch.setenv("HOTPAPERS_DATABASE__URL", "not a url")
+    assert main(["db", "upgrade"]) == 2
+    assert "database.url" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
+    import bot.cli as cli
+
+    async def boom(settings, args):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setitem(cli.COMMANDS, "db", boom)
+    assert main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.strip() == "hotpapers: error: unexpected RuntimeError: kaput (run with -v for details)"
+    )

@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
-from bot.core.errors import StorageError
+from bot.core.errors import ConfigError, StorageError
 from bot.storage.engine import Database, alembic_config, head_revision
 from bot.storage.engine import open as open_database
 from bot.storage.tables import metadata
@@ -119,10 +119,10 @@ async def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) 
         await open_database(f"sqlite+aiosqlite:///{path}")
 
 
-async def test_invalid_url_is_a_storage_error() -> None:
-    with pytest.raises(StorageError):
+async def test_invalid_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match=r"database\.url"):
         await open_database("not a url")
-    with pytest.raises(StorageError):
+    with pytest.raises(ConfigError, match=r"database\.url"):
         await open_database("nosuchdialect://x")
 
 
@@ -164,7 +164,7 @@ def test_errors_and_repr_never_show_the_password() -> None:
     url = "postgresql+asyncpg://bot:s3cret@db.internal/hotpapers"
     if importlib.util.find_spec("asyncpg") is None:
         # Without the driver the engine cannot be built; the error names the URL, masked.
-        with pytest.raises(StorageError) as info:
+        with pytest.raises(ConfigError) as info:
             Database(url)
         shown = str(info.value)
     else:
