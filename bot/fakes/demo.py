@@ -19,7 +19,7 @@ from bot.core.models import Paper, Window
 from bot.fakes.arxiv import FakeArxiv
 from bot.fakes.hackernews import FakeHackerNews
 from bot.fakes.huggingface import FakeHuggingFace
-from bot.fakes.x import FakeX
+from bot.fakes.x import FakeX, XLink
 from bot.render.json import render_json
 from bot.render.markdown import render_markdown
 from bot.runtime import open_runtime
@@ -27,7 +27,15 @@ from bot.settings import Secrets, Settings
 
 REFERENCE_DATA = "hot-papers-2020-12-22.json"
 DEMO_TOKEN = "demo-bearer-token"  # noqa: S105 - the local fake's credential, not a secret
-_TCO = re.compile(r"\s*https://t\.co/\S+$")
+_TCO = re.compile(r"https://t\.co/\w+")
+
+
+def _links(text: str, urls: list[str]) -> list[XLink]:
+    """The post's arXiv links, expanded from the t.co links already in its text: the post
+    names which URL it links, not which t.co stands for it, so the last ones are taken
+    (posts put the abstract link last: "pdf: … abs: …")."""
+    shorts = _TCO.findall(text)[-len(urls) :] if urls else []
+    return [XLink(url, url=shorts[i] if i < len(shorts) else None) for i, url in enumerate(urls)]
 
 
 def _when(text: str) -> dt.datetime:
@@ -72,6 +80,25 @@ class DemoWorld:
         return self.now
 
 
+def load_dataset_into(arxiv: FakeArxiv, x: FakeX, data: dict[str, Any]) -> None:
+    """Serve the dataset's papers from the fake arXiv and its posts from the fake X."""
+    arxiv.add_papers(dataset_papers(data))
+    for post in data["posts"]:
+        x.add_post(
+            post["id"],
+            post["text"],
+            post["author_username"],
+            post["author_name"],
+            _when(post["created_at"]),
+            _links(post["text"], post["urls"]),
+            retweets=post["retweets"],
+            likes=post["likes"],
+            replies=post.get("replies", 0),
+            quotes=post.get("quotes", 0),
+            lang=post.get("lang", "en"),
+        )
+
+
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
@@ -94,21 +121,7 @@ async def demo_world(
         x = await stack.enter_async_context(FakeX(token=DEMO_TOKEN, now=lambda: now))
         hn = await stack.enter_async_context(FakeHackerNews())
         hf = await stack.enter_async_context(FakeHuggingFace())
-        arxiv.add_papers(dataset_papers(data))
-        for post in data["posts"]:
-            x.add_post(
-                post["id"],
-                _TCO.sub("", post["text"]),
-                post["author_username"],
-                post["author_name"],
-                _when(post["created_at"]),
-                post["urls"],
-                retweets=post["retweets"],
-                likes=post["likes"],
-                replies=post.get("replies", 0),
-                quotes=post.get("quotes", 0),
-                lang=post.get("lang", "en"),
-            )
+        load_dataset_into(arxiv, x, data)
         overrides = {
             "database": {"url": f"sqlite+aiosqlite:///{database_dir / 'demo.db'}"},
             "arxiv": {"api_url": arxiv.api_url, "rss_url": arxiv.rss_url},

@@ -108,6 +108,9 @@ class XLink:
     expanded_url: str
     unwound_url: str | None = None
     display_url: str | None = None
+    # The t.co link as it already stands in the text (real posts carry it there); None = append
+    # a new one to the text.
+    url: str | None = None
 
 
 @dataclass(slots=True)
@@ -292,11 +295,15 @@ class FakeX(FakeServer):
         searchable: list[str] = []
         for index, link in enumerate(urls):
             link = link if isinstance(link, XLink) else XLink(link)
-            short = _tco(f"{post_id}/{index}/{link.expanded_url}")
-            if full_text and not full_text.endswith((" ", "\n")):
-                full_text += " "
-            start = len(full_text)  # X counts code points, as Python's len does
-            full_text += short
+            if link.url and link.url in full_text:
+                short = link.url
+                start = full_text.index(short)  # X counts code points, as Python's len does
+            else:
+                short = _tco(f"{post_id}/{index}/{link.expanded_url}")
+                if full_text and not full_text.endswith((" ", "\n")):
+                    full_text += " "
+                start = len(full_text)
+                full_text += short
             entity: dict[str, object] = {
                 "start": start,
                 "end": start + len(short),

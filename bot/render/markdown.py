@@ -44,15 +44,25 @@ def _front_matter(digest: Digest) -> str:
     )
 
 
+def _trim_url(url: str) -> str:
+    """Drop the sentence punctuation a URL was written against (keep balanced brackets)."""
+    while url and url[-1] in ".,;:!?'\"":
+        url = url[:-1]
+    while url.endswith(")") and url.count("(") < url.count(")"):
+        url = url[:-1]
+    return url
+
+
 def _text_html(text: str) -> str:
     """Post text as the embed HTML the seed printed: escaped, links anchored, <br> lines."""
     parts: list[str] = []
     last = 0
     for m in _URL.finditer(text):
+        raw = _trim_url(m.group(0))
         parts.append(html.escape(text[last : m.start()], quote=False))
-        url = html.escape(m.group(0))
+        url = html.escape(raw)
         parts.append(f'<a href="{url}">{url}</a>')
-        last = m.end()
+        last = m.start() + len(raw)
     parts.append(html.escape(text[last:], quote=False))
     return "".join(parts).replace("\n", "<br>")
 

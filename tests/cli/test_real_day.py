@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.fakes.arxiv import FakeArxiv
-from bot.fakes.demo import dataset_papers, load_dataset
+from bot.fakes.demo import load_dataset, load_dataset_into
 from bot.fakes.hackernews import FakeHackerNews
 from bot.fakes.huggingface import FakeHuggingFace
 from bot.fakes.x import FakeX
@@ -27,7 +27,6 @@ TOKEN = "real-day-bearer-token-0123456789"
 DAY = "2020-12-22"
 SECRET_ENV = ("DISCORD_TOKEN", "X_BEARER_TOKEN", "HF_TOKEN")
 # The dataset keeps the t.co link of the tweet's picture; FakeX appends t.co links of its own.
-TRAILING_TCO = re.compile(r"\s*https://t\.co/\S+$")
 
 
 def _when(text: str) -> dt.datetime:
@@ -60,21 +59,7 @@ async def serve_reference_day(tmp_path: Path) -> AsyncIterator[ReferenceFakes]:
         x = await stack.enter_async_context(FakeX(token=TOKEN, now=lambda: now))
         hn = await stack.enter_async_context(FakeHackerNews())
         hf = await stack.enter_async_context(FakeHuggingFace())
-        arxiv.add_papers(dataset_papers(data))
-        for post in data["posts"]:
-            x.add_post(
-                post["id"],
-                TRAILING_TCO.sub("", post["text"]),
-                post["author_username"],
-                post["author_name"],
-                _when(post["created_at"]),
-                post["urls"],
-                retweets=post["retweets"],
-                likes=post["likes"],
-                replies=post.get("replies", 0),
-                quotes=post.get("quotes", 0),
-                lang=post.get("lang", "en"),
-            )
+        load_dataset_into(arxiv, x, data)
         database = tmp_path / "real-day.db"
         env = {
             "HOTPAPERS_DATABASE__URL": f"sqlite+aiosqlite:///{database}",

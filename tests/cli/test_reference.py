@@ -65,6 +65,36 @@ def parse_post(markdown: str) -> tuple[str, list[Section]]:
     return front, sections
 
 
+_BLOCKQUOTE = re.compile(
+    r'<blockquote class="twitter-tweet"><p[^>]*>(.*?)</p>.*?twitter\.com/\w+/status/(\d+)', re.S
+)
+
+
+def _posts_by_section(markdown: str) -> dict[int, dict[str, str]]:
+    """Rank → {status id: post text html} for every embedded post."""
+    found: dict[int, dict[str, str]] = {}
+    for chunk in re.split(r"\n(?=# \d+\. )", markdown.split("\n---\n", 1)[1]):
+        head = re.match(r"\s*# (\d+)\. ", chunk)
+        if head:
+            found[int(head.group(1))] = {s: t for t, s in _BLOCKQUOTE.findall(chunk)}
+    return found
+
+
+def _visible(html_text: str) -> str:
+    """What a reader sees of a post: tags dropped, links by their text, spaces folded."""
+    import html as html_lib
+
+    text = re.sub(r"<br\s*/?>", " ", html_text)
+    text = re.sub(r"<[^>]+>", "", text)
+    return " ".join(_demojibake(html_lib.unescape(text)).split())
+
+
+def _reference_text() -> str:
+    from tests.conftest import shared_dir
+
+    return (shared_dir() / "reference" / "hot-papers-2020-12-22.md").read_text("utf-8")
+
+
 @pytest.fixture(scope="module")
 def reference() -> tuple[str, list[Section]]:
     from tests.conftest import shared_dir
@@ -97,6 +127,11 @@ def test_demo_reproduces_the_reference_post(reference, capsys):
     ):
         assert line in ours_front
         assert line in ref_front
-    # Posts link back to X, one blockquote per shown post.
+    # Under each paper, the post the reference shows, linked to X, with its text.
+    ours_posts = _posts_by_section(out)
+    ref_posts = _posts_by_section(_reference_text())
+    for rank, posts in ref_posts.items():
+        for status, text in posts.items():
+            assert status in ours_posts[rank], (rank, status)
+            assert _visible(ours_posts[rank][status]).startswith(_visible(text)[:60])
     assert out.count('<blockquote class="twitter-tweet">') >= 16
-    assert "https://twitter.com/ak92501/status/1341202937956233217" in out

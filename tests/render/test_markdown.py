@@ -284,3 +284,14 @@ def test_an_empty_digest_is_the_front_matter_alone():
     assert text.endswith("---\n\n")
     assert "# 1." not in text
     assert '  - "Twitter"' in text  # the seed's tag set
+
+
+def test_urls_in_post_text_stop_before_sentence_punctuation():
+    from bot.render.markdown import _text_html
+
+    out = _text_html(
+        "See https://t.co/abc, and (https://t.co/xyz). Also https://en.wikipedia.org/wiki/A_(b)!"
+    )
+    assert '<a href="https://t.co/abc">https://t.co/abc</a>,' in out
+    assert '(<a href="https://t.co/xyz">https://t.co/xyz</a>).' in out
+    assert 'href="https://en.wikipedia.org/wiki/A_(b)"' in out
