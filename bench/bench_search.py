@@ -1,11 +1,16 @@
 """Benchmark of paper search: FTS5 search and autocomplete against LIKE, on N synthetic papers.
 
-Run by hand: ``python bench/bench_search.py [--papers 1000000] [--db PATH] [--keep]``. The
+Run by hand: ``python bench/bench_search.py [--papers 1000000] [--db PATH [--reuse]]``. The
 database is built through the real migrations, then filled with synthetic papers (Zipf-like
 word frequencies over a technical vocabulary, so common words are as common as in real arXiv
 abstracts) by bulk ``executemany`` in large transactions; the FTS index is kept in sync by the
 schema's own triggers, as in production. Reported latencies go through PaperRepository, i.e.
 the full async stack (SQLAlchemy + aiosqlite), not raw sqlite3.
+
+Cost: the default 1,000,000 papers take about 3.2 GB of disk (in a temporary directory,
+removed afterwards, unless --db names a file) and about 5 minutes to build; --papers 20000
+checks the output in seconds. The last line says whether the target is met: p99 at most 20 ms
+for search and for autocomplete.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pathlib import Path
 from bot.storage.engine import open as open_database
 from bot.storage.papers import PaperRepository
 from bot.storage.types import utc_text
+
+TARGET_P99_MS = 20.0
 
 
 def _words(text: str) -> list[str]:
@@ -243,7 +250,8 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-async def measure(path: Path, factory: PaperFactory, iterations: int, like_iterations: int) -> None:
+async def measure(path: Path, factory: PaperFactory, iterations: int, like_iterations: int) -> bool:
+    """Print the latency table; True when search and autocomplete meet the p99 target."""
     db = await open_database(f"sqlite+aiosqlite:///{path}", migrate=False)
     repo = PaperRepository(db)
     # Warm the caches the way a running bot's would be, with queries not measured afterwards.
@@ -287,11 +295,20 @@ async def measure(path: Path, factory: PaperFactory, iterations: int, like_itera
         )
     slowest = sorted(zip(queries, rows[0][1], strict=True), key=lambda x: -x[1])[:5]
     print("\nslowest searches:", ", ".join(f"{q!r} {ms:.1f} ms" for q, ms in slowest))
+    # rows[0] is search, rows[1] autocomplete: the two a user waits for.
+    return all(percentile(latencies, 99) <= TARGET_P99_MS for _, latencies, _, _ in rows[:2])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--papers", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--papers",
+        type=int,
+        default=1_000_000,
+        help="papers to build (default 1,000,000: ~3.2 GB of disk, ~5 minutes)",
+    )
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--like-iterations", type=int, default=10, help="LIKE is slow")
     parser.add_argument("--db", type=Path, help="database file to build (or reuse with --reuse)")
@@ -311,7 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds = fill(path, args.papers, factory)
             size = path.stat().st_size / 2**20
             print(f"built in {seconds:.0f} s; database {size:,.0f} MiB")
-        asyncio.run(measure(path, factory, args.iterations, args.like_iterations))
+        met = asyncio.run(measure(path, factory, args.iterations, args.like_iterations))
+    verdict = "PASS" if met else "FAIL"
+    print(
+        f"\ntarget: p99 ≤ {TARGET_P99_MS:g} ms for search and autocomplete — {verdict}",
+        flush=True,
+    )
     return 0
 
 

@@ -7,8 +7,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
+from aiolimiter import AsyncLimiter
 
 from bot.services.digests import DigestService
 from bot.services.ingest import IngestService
@@ -68,22 +70,45 @@ def x_is_on(settings: Settings) -> bool:
     return token
 
 
+class _RateLimited(Protocol):
+    @property
+    def requests_per_window(self) -> int: ...
+
+    @property
+    def window_seconds(self) -> float: ...
+
+
+def rate_limiter(config: _RateLimited) -> AsyncLimiter:
+    """A source's per-service limit: ``requests_per_window`` requests per ``window_seconds``.
+
+    aiolimiter's leaky bucket lets a full window's worth through at once, then one request per
+    ``window_seconds / requests_per_window``; it binds to the running loop when first used.
+    """
+    return AsyncLimiter(config.requests_per_window, config.window_seconds)
+
+
 def build_sources(
     settings: Settings, session: aiohttp.ClientSession, clock: Clock, sleep: Sleep | None
 ) -> list[PopularitySource]:
+    """The enabled popularity sources, each with its own HTTP client and rate limiter."""
+
     def http(name: str) -> HttpClient:
         return HttpClient(session, settings.http, source=name, sleep=sleep)
 
     sources: list[PopularitySource] = []
     token = settings.secrets.x_bearer_token
+    x, hn, hf = settings.sources.x, settings.sources.hackernews, settings.sources.huggingface
     if x_is_on(settings) and token is not None:
-        sources.append(XSource(http("x"), settings.sources.x, token, now=clock))
-    if settings.sources.hackernews.enabled:
-        sources.append(HackerNewsSource(http("hackernews"), settings.sources.hackernews))
-    if settings.sources.huggingface.enabled:
+        sources.append(XSource(http("x"), x, token, now=clock, limiter=rate_limiter(x)))
+    if hn.enabled:
+        sources.append(HackerNewsSource(http("hackernews"), hn, limiter=rate_limiter(hn)))
+    if hf.enabled:
         sources.append(
             HuggingFaceSource(
-                http("huggingface"), settings.sources.huggingface, token=settings.secrets.hf_token
+                http("huggingface"),
+                hf,
+                token=settings.secrets.hf_token,
+                limiter=rate_limiter(hf),
             )
         )
     return sources

@@ -119,6 +119,9 @@ class XSettings(_Section):
     max_results: int = Field(100, ge=10, le=100)
     max_pages: int = Field(50, ge=1)
     search_days: int = Field(7, ge=1)  # how far back recent search reaches
+    # X's app-only limit for recent search: 450 requests per 15-minute window.
+    requests_per_window: int = Field(450, ge=1)
+    window_seconds: float = Field(900.0, gt=0)
 
 
 class HackerNewsSettings(_Section):
@@ -127,6 +130,10 @@ class HackerNewsSettings(_Section):
     hits_per_page: int = Field(100, ge=1, le=1000)
     max_pages: int = Field(10, ge=1)
     min_points: int = Field(0, ge=0)
+    min_comments: int = Field(0, ge=0)
+    # HN Algolia allows 10,000 requests per hour per IP.
+    requests_per_window: int = Field(10_000, ge=1)
+    window_seconds: float = Field(3600.0, gt=0)
 
 
 class HuggingFaceSettings(_Section):
@@ -134,6 +141,9 @@ class HuggingFaceSettings(_Section):
     api_url: HttpUrl = "https://huggingface.co/api"
     limit: int = Field(100, ge=1, le=100)
     max_pages: int = Field(5, ge=1)
+    # Anonymous Hub API callers get 500 requests per fixed 5-minute window per IP.
+    requests_per_window: int = Field(500, ge=1)
+    window_seconds: float = Field(300.0, gt=0)
 
 
 class SourcesSettings(_Section):

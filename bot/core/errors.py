@@ -79,10 +79,16 @@ class StorageError(HotPapersError):
 
 
 class SourceError(HotPapersError):
-    """An external service failed after the retry budget was spent."""
+    """An external service failed after the retry budget was spent.
+
+    ``message`` names the source (``"hackernews: answer is not JSON"``) so that it reads on its
+    own in a log or a CLI error line; ``detail`` is the same text without that prefix, for
+    places that already show the source's name beside it (summaries, run records).
+    """
 
     def __init__(self, source: str, message: str) -> None:
         self.source = source
+        self.detail = message
         super().__init__(f"{source}: {message}")
 
 

@@ -184,6 +184,7 @@ class FakeArxiv(FakeServer):
 
     * ``add_papers`` fills the API's store; ``id_list`` drops unknown ids silently and answers a
       badly formed id with HTTP 400 and the real Atom error entry, as arXiv does.
+      ``reject_ids`` makes well-formed ids get that answer too (any id_list holding one fails).
     * ``set_announcements(category, [...])`` fills a category's feed (default: the empty
       weekend feed); an unknown archive or subject class gets the real error feed with HTTP 400.
     * Faults: ``fail_next``/``malformed_next``/``serve_next`` (from :class:`FakeServer`) and
@@ -212,6 +213,7 @@ class FakeArxiv(FakeServer):
         self.rss_published = rss_published
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._empty_pages = 0
+        self.rejected_ids: set[str] = set()
         # Outermost, so that canned answers (served by the base's middleware) are timed too.
         self.app.middlewares.insert(0, self._stamp)
         self.app.router.add_get(API_PATH, self._api)
@@ -237,6 +239,14 @@ class FakeArxiv(FakeServer):
     def set_announcements(self, category: str, announcements: Sequence[Announcement]) -> None:
         """Today's feed items for ``category`` (an empty list gives the empty weekend feed)."""
         self.announcements[category] = list(announcements)
+
+    def reject_ids(self, *ids: str) -> None:
+        """Answer every ``id_list`` holding one of ``ids`` (any version) with the 400 error entry.
+
+        The real service refuses a whole request for one id it cannot take; this reproduces it
+        for ids that look well formed, which the client cannot weed out beforehand.
+        """
+        self.rejected_ids.update(parse_arxiv_id(i).id for i in ids)
 
     def empty_page_next(self, times: int = 1) -> None:
         """The next ``times`` API answers keep their totalResults but carry no entries."""
@@ -273,6 +283,8 @@ class FakeArxiv(FakeServer):
                 parsed = parse_arxiv_id(raw)
             except InvalidArxivIdError:
                 raise _ApiError(f"incorrect id format for {raw}") from None
+            if parsed.id in self.rejected_ids:
+                raise _ApiError(f"incorrect id format for {raw}")
             paper = self.papers.get(parsed.id)
             if paper is None or parsed.id in found:
                 continue  # unknown ids are dropped without a word, like the real service

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ class RecordedRequest:
     query: MultiDictProxy[str]
     headers: Mapping[str, str]
     canned: bool = False  # True when a queued fault / verbatim body answered it
+    arrived_at: float = 0.0  # time.monotonic() when it reached the fake, to measure spacing
 
     @property
     def params(self) -> dict[str, str]:
@@ -42,6 +45,9 @@ class CannedResponse:
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     path: str | None = None  # only requests to this path consume it; None = any request
+    # When set, Content-Length announces this many bytes but only ``body`` is sent before the
+    # connection is closed: a response cut off mid-body.
+    declared_length: int | None = None
 
     def matches(self, path: str) -> bool:
         return self.path is None or self.path == path
@@ -53,7 +59,8 @@ class FakeServer:
     Subclasses add their routes to ``self.app.router`` in ``__init__`` and set
     ``content_type`` (used for canned bodies that name none) and ``malformed_body``.
     Every request is appended to ``requests``; queued canned answers (``fail_next``,
-    ``malformed_next``, ``serve_next``) are served first, in order, before the real handler.
+    ``malformed_next``, ``serve_next``, ``truncate_next``) are served first, in order, before
+    the real handler.
     """
 
     content_type: ClassVar[str] = "application/json"
@@ -121,6 +128,11 @@ class FakeServer:
     def clear_log(self) -> None:
         self.requests.clear()
 
+    def request_gaps(self, path: str | None = None) -> list[float]:
+        """Seconds between consecutive requests (to ``path`` only, if given), oldest first."""
+        times = [r.arrived_at for r in self.requests if path is None or r.path == path]
+        return [b - a for a, b in itertools.pairwise(times)]
+
     # -- fault injection -------------------------------------------------------------------
 
     def serve_next(
@@ -158,6 +170,28 @@ class FakeServer:
         """Answer the next ``times`` requests with 200 and an unparsable body."""
         self.serve_next(self.malformed_body if body is None else body, times=times, path=path)
 
+    def truncate_next(
+        self,
+        body: bytes | str | None = None,
+        *,
+        missing: int = 100,
+        status: int = 200,
+        times: int = 1,
+        path: str | None = None,
+    ) -> None:
+        """Cut the next ``times`` answers off mid-body, as a dropped connection does.
+
+        Content-Length promises ``missing`` more bytes than ``body`` (default: the truncated
+        ``malformed_body``) and the connection closes after it, so a client sees an incomplete
+        payload (aiohttp's ``ClientPayloadError``), not a status or a parse error.
+        """
+        if missing < 1:
+            raise ValueError("missing must be at least 1")
+        data = self.malformed_body if body is None else body
+        data = data.encode() if isinstance(data, str) else data
+        headers = _with_content_type(None, self.content_type)
+        self._queue(CannedResponse(status, data, headers, times, path, len(data) + missing))
+
     def clear_faults(self) -> None:
         self._canned.clear()
 
@@ -189,11 +223,27 @@ class FakeServer:
                 query=MultiDictProxy(MultiDict(request.query)),
                 headers=dict(request.headers),
                 canned=canned is not None,
+                arrived_at=time.monotonic(),
             )
         )
-        if canned is not None:
-            return web.Response(status=canned.status, body=canned.body, headers=canned.headers)
-        return await handler(request)
+        if canned is None:
+            return await handler(request)
+        if canned.declared_length is not None:
+            return await _cut_short(request, canned, canned.declared_length)
+        return web.Response(status=canned.status, body=canned.body, headers=canned.headers)
+
+
+async def _cut_short(
+    request: web.Request, canned: CannedResponse, declared_length: int
+) -> web.StreamResponse:
+    """Send the headers and ``canned.body``, then drop the connection before the rest."""
+    response = web.StreamResponse(status=canned.status, headers=canned.headers)
+    response.content_length = declared_length
+    await response.prepare(request)
+    await response.write(canned.body)
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 def _with_content_type(headers: Mapping[str, str] | None, default: str) -> dict[str, str]:

@@ -64,11 +64,10 @@ class DigestService:
             categories=categories,
             exclude=exclude,
         )
-        failed = {
-            name: run.error
-            for name, run in (await self.runs.latest_by_source()).items()
-            if run.error
-        }
+        # A source counts as failed for this digest when its latest fetch covering any of the
+        # window failed: a failure today says nothing about a day fetched fine last week.
+        latest = await self.runs.latest_by_source(overlapping=window)
+        failed = {name: run.error for name, run in latest.items() if run.error}
         return Digest(
             day=day or window.start.date(),
             window=window,

@@ -81,6 +81,15 @@ class FeedSummary:
         )
 
 
+def _error_text(exc: SourceError, shown_as: str) -> str:
+    """The error as recorded and shown beside the name ``shown_as``, without repeating it.
+
+    "x: FAILED: HTTP 503…", not "x: FAILED: x: HTTP 503…"; an error naming another service
+    keeps its prefix.
+    """
+    return exc.detail if exc.source == shown_as else exc.message
+
+
 def _paper(item: Announcement) -> Paper:
     return Paper(
         arxiv_id=item.arxiv_id,
@@ -164,7 +173,7 @@ class IngestService:
             feed = await self.arxiv.announcements(categories)
         except SourceError as exc:
             log.warning("arXiv feed for %s failed: %s", joined, exc.message)
-            summary = FeedSummary(tuple(categories), error=exc.message)
+            summary = FeedSummary(tuple(categories), error=_error_text(exc, self.arxiv.name))
         else:
             if feed.error:
                 summary = FeedSummary(tuple(categories), error=feed.error)
@@ -214,8 +223,8 @@ class IngestService:
         try:
             mentions = await source.collect(window)
         except SourceError as exc:
-            error = exc.message
-            log.warning("source %s failed: %s", source.name, exc.message)
+            error = _error_text(exc, source.name)
+            log.warning("source %s failed: %s", source.name, error)
         except Exception as exc:  # a bug in one source must not take the others down
             error = f"unexpected {type(exc).__name__}"
             log.exception("source %s crashed", source.name)
@@ -235,20 +244,26 @@ class IngestService:
         return SourceSummary(source.name, len(mentions), papers, requests, error)
 
     async def _resolve(self, say: Progress) -> tuple[int, list[str], str | None]:
-        ids = await self.mentions.unresolved_ids()
+        ids = await self.mentions.unresolved_ids(now=self.clock())
         if not ids:
             return 0, [], None
         say(f"arxiv: resolving {len(ids)} papers")
         try:
             result = await self.arxiv.fetch_papers(ids)
         except SourceError as exc:
-            log.warning("arXiv lookup failed: %s", exc.message)
-            say(f"arxiv: FAILED: {exc.message}")
-            return 0, [], exc.message
+            error = _error_text(exc, self.arxiv.name)
+            log.warning("arXiv lookup failed: %s", error)
+            say(f"arxiv: FAILED: {error}")
+            return 0, [], error
         now = self.clock()
         await self.papers.upsert(result.papers.values(), now)
         if result.missing:
-            await self.papers.mark_missing(result.missing, "not found on arXiv", now)
+            refused = set(result.rejected)
+            unknown = [i for i in result.missing if i not in refused]
+            if unknown:
+                await self.papers.mark_missing(unknown, "not found on arXiv", now)
+            if refused:
+                await self.papers.mark_missing(result.rejected, "refused by the arXiv API", now)
             log.info(
                 "arXiv does not know %d ids: %s", len(result.missing), ", ".join(result.missing)
             )

@@ -7,7 +7,7 @@ import datetime as dt
 import email.utils
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -73,6 +73,9 @@ _NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 # Lower-cased words that would read as boolean operators or carry no meaning in a title search.
 _SEARCH_STOPWORDS = frozenset({"and", "or", "andnot", "not", "the", "a", "an", "of"})
 MAX_SEARCH_TERMS = 12
+# Extra requests one id_list batch may spend isolating the ids arXiv refuses: isolating one bad
+# id among 100 costs about 7, so this finds a few before deciding the error is not about ids.
+DEFAULT_MAX_ISOLATION_REQUESTS = 24
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,10 +115,15 @@ class RssFeed:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
-    """Papers found by id (keyed by normalised id, request order) and the ids arXiv lacks."""
+    """Papers found by id (keyed by normalised id, request order) and the ids arXiv lacks.
+
+    ``rejected`` are the ids among ``missing`` that arXiv refused with an error entry, isolated
+    from the batches they would otherwise have failed.
+    """
 
     papers: dict[str, Paper]
     missing: list[str]
+    rejected: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,11 +558,13 @@ class ArxivClient:
         limiter: ArxivRateLimiter,
         *,
         empty_page_retries: int = 3,
+        max_isolation_requests: int = DEFAULT_MAX_ISOLATION_REQUESTS,
     ) -> None:
         self._http = http
         self._settings = settings
         self._limiter = limiter
         self._empty_page_retries = empty_page_retries
+        self._max_isolation_requests = max_isolation_requests
         self._requests = 0
 
     @property
@@ -580,7 +590,14 @@ class ArxivClient:
         return page
 
     async def fetch_papers(self, ids: Iterable[str]) -> FetchResult:
-        """Look ids up in batches of at most ``batch_size``; unknown or invalid ids are missing."""
+        """Look ids up in batches of at most ``batch_size``; unknown or invalid ids are missing.
+
+        arXiv answers a whole request with an error entry when it refuses one id in it. When a
+        batch of a multi-id look-up is refused, it is split in halves (recursively, within
+        ``max_isolation_requests`` extra requests) until the refused ids stand alone: they are
+        reported ``missing`` and ``rejected``, and the rest of the batch is still returned. The
+        error of a look-up of one id alone is raised: there it is the answer about that id.
+        """
         wanted: list[str] = []
         invalid: list[str] = []
         for raw in ids:
@@ -594,15 +611,23 @@ class ArxivClient:
             log.warning("arxiv: not looking up %d invalid ids: %s", len(invalid), invalid[:5])
 
         found: dict[str, Paper] = {}
+        rejected: list[str] = []
         size = max(1, min(self._settings.batch_size, 100))
         for i in range(0, len(wanted), size):
-            found.update(await self._fetch_batch(wanted[i : i + size]))
+            batch = wanted[i : i + size]
+            if len(wanted) == 1:
+                found.update(await self._fetch_batch(batch))
+            else:
+                isolation = _Isolation(
+                    self._fetch_batch, self._max_isolation_requests, found, rejected
+                )
+                await isolation.run(batch)
         papers = {arxiv_id: found[arxiv_id] for arxiv_id in wanted if arxiv_id in found}
         missing = [arxiv_id for arxiv_id in wanted if arxiv_id not in found]
         missing.extend(dict.fromkeys(invalid))
         if missing:
             log.info("arxiv: %d of %d ids not found", len(missing), len(wanted) + len(invalid))
-        return FetchResult(papers, missing)
+        return FetchResult(papers, missing, rejected)
 
     async def _fetch_batch(self, batch: list[str]) -> dict[str, Paper]:
         found: dict[str, Paper] = {}
@@ -678,3 +703,68 @@ class ArxivClient:
         if feed.error:
             log.warning("arxiv rss: feed %s answered an error: %s", feed.categories, feed.error)
         return feed
+
+
+class _Isolation:
+    """Finds the ids arXiv refuses in a batch by halving it, within a budget of requests.
+
+    A part that fails is split; when the left half of a failing part succeeds, the right half
+    must hold the offender, so it is split without being asked first. One bad id among ``n``
+    costs about ``log2(n)`` extra requests, every further one about as much again.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[list[str]], Awaitable[dict[str, Paper]]],
+        max_requests: int,
+        found: dict[str, Paper],
+        rejected: list[str],
+    ) -> None:
+        self._fetch = fetch
+        self._max_requests = max_requests
+        self._budget = max_requests
+        self._found = found  # papers fetched are added here
+        self._rejected = rejected  # and refused ids here
+        self._first_error: ArxivApiError | None = None
+
+    async def run(self, batch: list[str]) -> None:
+        """Fetch ``batch``, isolating the ids arXiv refuses if it refuses the batch."""
+        await self._part(batch, known_bad=False)
+
+    async def _part(self, part: list[str], *, known_bad: bool) -> bool:
+        """Fetch ``part`` or isolate its refused ids; True when one request fetched it all."""
+        if not known_bad:
+            if self._first_error is not None:
+                if self._budget <= 0:
+                    raise ArxivApiError(
+                        f"{self._first_error.detail} (gave up isolating the refused ids after "
+                        f"{self._max_requests} extra requests)"
+                    )
+                self._budget -= 1
+            try:
+                self._found.update(await self._fetch(part))
+            except ArxivApiError as exc:
+                if self._first_error is None:
+                    self._first_error = exc
+                    log.warning(
+                        "arxiv: a batch of %d ids was refused (%s); splitting it to find the "
+                        "offending ids",
+                        len(part),
+                        exc.detail,
+                    )
+                if len(part) == 1:
+                    self._reject(part[0], exc.detail)
+                    return False
+            else:
+                return True
+        if len(part) == 1:
+            self._reject(part[0], "the rest of its refused batch was fetched without it")
+            return False
+        middle = len(part) // 2
+        left_ok = await self._part(part[:middle], known_bad=False)
+        await self._part(part[middle:], known_bad=left_ok)
+        return False
+
+    def _reject(self, arxiv_id: str, why: str) -> None:
+        log.warning("arxiv: refused id %s (%s); reported missing", arxiv_id, why)
+        self._rejected.append(arxiv_id)

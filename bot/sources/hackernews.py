@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from bot.core.arxiv_ids import extract_arxiv_ids
@@ -28,7 +29,8 @@ class HackerNewsSource:
     holds more stories than paging can reach (Algolia's 1,000-hit cap, or ``max_pages`` times
     ``hits_per_page``), it is split in halves by ``created_at_i`` and each half asked on its own,
     recursively up to ``max_split_depth`` levels. The URL search is tokenised and fuzzy, so every
-    hit's ``url`` is re-checked with :func:`extract_arxiv_ids`.
+    hit's ``url`` is re-checked with :func:`extract_arxiv_ids`. ``limiter`` (the service's rate
+    limit, built once per process) is entered around every HTTP attempt, retries included.
     """
 
     name = NAME
@@ -39,10 +41,12 @@ class HackerNewsSource:
         settings: HackerNewsSettings,
         *,
         max_split_depth: int = DEFAULT_MAX_SPLIT_DEPTH,
+        limiter: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._max_split_depth = max_split_depth
+        self.limiter = limiter
         self._url = f"{settings.api_url.rstrip('/')}/search_by_date"
 
     @property
@@ -138,6 +142,8 @@ class HackerNewsSource:
         filters = f"created_at_i>={lo},created_at_i<{hi}"
         if self._settings.min_points:
             filters += f",points>={self._settings.min_points}"
+        if self._settings.min_comments:
+            filters += f",num_comments>={self._settings.min_comments}"
         params = {
             "query": QUERY,
             "restrictSearchableAttributes": "url",
@@ -146,7 +152,7 @@ class HackerNewsSource:
             "hitsPerPage": str(self._settings.hits_per_page),
             "page": str(page),
         }
-        response = await self._http.get(self._url, params=params)
+        response = await self._http.get(self._url, params=params, throttle=self.limiter)
         return response.json(NAME)
 
 

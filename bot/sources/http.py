@@ -32,6 +32,13 @@ Sleep = Callable[[float], Awaitable[None]]
 # e.g. X's ``x-rate-limit-reset`` epoch; None = use the normal backoff.
 RetryAfterHint = Callable[[Mapping[str, str]], float | None]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Worth another attempt: timeouts, connections that fail or drop, and answers cut off mid-body
+# (ClientPayloadError: fewer bytes than Content-Length, a broken chunked encoding).
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+)
 
 
 class RetryableStatusError(Exception):
@@ -150,9 +157,7 @@ class HttpClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1),
             wait=self._wait,
-            retry=retry_if_exception_type(
-                (RetryableStatusError, aiohttp.ClientConnectionError, TimeoutError)
-            ),
+            retry=retry_if_exception_type((RetryableStatusError, *RETRYABLE_ERRORS)),
             before_sleep=self._before_sleep,
             sleep=self._sleep,
             reraise=True,
@@ -173,6 +178,17 @@ class HttpClient:
         except aiohttp.ClientConnectionError as exc:
             raise SourceUnavailableError(
                 self.source, f"connection failed after {self.settings.retries + 1} attempts: {exc}"
+            ) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise SourceUnavailableError(
+                self.source,
+                f"answer cut short after {self.settings.retries + 1} attempts: {exc}",
+            ) from None
+        except aiohttp.ClientError as exc:
+            # Not worth retrying (a bad URL, too many redirects…) but still the source's failure,
+            # which callers handle as a SourceError rather than an aiohttp exception.
+            raise SourceUnavailableError(
+                self.source, f"request failed: {type(exc).__name__}: {exc}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from pydantic import SecretStr
@@ -38,17 +39,24 @@ class HuggingFaceSource:
     Each date is paged with ``p``/``limit`` until a short page (at most ``max_pages``). An
     entry is one post: its id is the paper id, its time the top-level ``publishedAt`` (when it
     was featured), its metrics the paper's upvotes and the entry's comments. The answer must be
-    a bare JSON array; only ``paper.id`` and a timestamp are required of an entry.
+    a bare JSON array; only ``paper.id`` and a timestamp are required of an entry. ``limiter``
+    (the Hub's rate limit, built once per process) is entered around every HTTP attempt.
     """
 
     name = NAME
 
     def __init__(
-        self, http: HttpClient, settings: HuggingFaceSettings, token: SecretStr | None = None
+        self,
+        http: HttpClient,
+        settings: HuggingFaceSettings,
+        token: SecretStr | None = None,
+        *,
+        limiter: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._token = token
+        self.limiter = limiter
         self._url = f"{settings.api_url.rstrip('/')}/daily_papers"
 
     def __repr__(self) -> str:
@@ -82,7 +90,7 @@ class HuggingFaceSource:
         for page in range(self._settings.max_pages):
             params = {"date": day.isoformat(), "limit": str(limit), "p": str(page)}
             response = await self._http.get(
-                self._url, params=params, headers=headers, ok_statuses=_OK
+                self._url, params=params, headers=headers, ok_statuses=_OK, throttle=self.limiter
             )
             if response.status in (401, 403):
                 raise SourceError(

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from pydantic import SecretStr
@@ -64,6 +65,8 @@ class XSource:
     ``t.co`` text. Recent search only reaches back ``search_days`` days: a window that starts
     before that edge is clamped to it (with a warning); one that lies wholly before it is still
     asked (a proxy or archive may serve it) and X's refusal becomes a clear ``SourceError``.
+    ``limiter`` (X's per-app rate limit, built once per process) is entered around every HTTP
+    attempt, retries included.
     """
 
     name = NAME
@@ -75,10 +78,12 @@ class XSource:
         bearer_token: SecretStr | None,
         *,
         now: Callable[[], dt.datetime] | None = None,
+        limiter: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._token = bearer_token
+        self.limiter = limiter
         self._now: Callable[[], dt.datetime] = now or (lambda: dt.datetime.now(UTC))
 
     def __repr__(self) -> str:
@@ -127,6 +132,7 @@ class XSource:
                 headers=headers,
                 ok_statuses=_OK,
                 retry_after_hint=self._rate_limit_wait,
+                throttle=self.limiter,
             )
             pages += 1
             self._raise_for_status(response, window, too_old)

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, tuple_
+from sqlalchemy import and_, delete, exists, func, or_, select, tuple_
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.core.models import Mention, Window
 from bot.storage.dialect import aware, chunked, insert_for
@@ -24,6 +25,11 @@ from bot.storage.tables import (
 )
 
 log = logging.getLogger(__name__)
+
+# arXiv's API can lag a day behind new announcements (API-NOTES §1): an id it lacked is asked
+# again after MISSING_RETRY, while some post linking it is younger than RECENT_MENTION.
+MISSING_RETRY = dt.timedelta(hours=6)
+RECENT_MENTION = dt.timedelta(days=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,16 +157,42 @@ class MentionRepository:
             for row in rows
         ]
 
-    async def unresolved_ids(self, limit: int | None = None) -> list[str]:
-        """Linked arXiv ids that are neither stored papers nor known to be missing, sorted."""
-        stmt = (
-            select(mention_papers.c.arxiv_id)
-            .distinct()
-            .where(
-                ~exists().where(papers.c.arxiv_id == mention_papers.c.arxiv_id),
-                ~exists().where(missing_ids.c.arxiv_id == mention_papers.c.arxiv_id),
+    async def unresolved_ids(
+        self,
+        *,
+        now: dt.datetime | None = None,
+        limit: int | None = None,
+        missing_retry: dt.timedelta = MISSING_RETRY,
+        recent: dt.timedelta = RECENT_MENTION,
+    ) -> list[str]:
+        """Linked arXiv ids that are not stored papers and are worth asking arXiv about, sorted.
+
+        An id arXiv said it lacks is asked again once its last check is ``missing_retry`` old
+        (given ``now``), but only while a mention created in the last ``recent`` links it: new
+        papers lag up to a day behind in the API, and a bogus id in an old post should not cost
+        a request every few hours for ever. Without ``now`` missing ids are never asked again.
+        """
+        linked = mention_papers.c.arxiv_id
+        eligible: ColumnElement[bool] = missing_ids.c.arxiv_id.is_(None)
+        if now is not None:
+            now = aware(now, "now")
+            eligible = or_(
+                eligible,
+                and_(
+                    missing_ids.c.checked_at <= now - missing_retry,
+                    mentions.c.created_at >= now - recent,
+                ),
             )
-            .order_by(mention_papers.c.arxiv_id)
+        stmt = (
+            select(linked)
+            .distinct()
+            .select_from(
+                mention_papers.join(
+                    mentions, mentions.c.id == mention_papers.c.mention_id
+                ).outerjoin(missing_ids, missing_ids.c.arxiv_id == linked)
+            )
+            .where(~exists().where(papers.c.arxiv_id == linked), eligible)
+            .order_by(linked)
         )
         if limit is not None:
             stmt = stmt.limit(limit)

@@ -81,8 +81,14 @@ class RunRepository:
             error=error,
         )
 
-    async def latest_by_source(self, *, ok_only: bool = False) -> dict[str, SourceRun]:
-        """The most recent run of every source (``ok_only``: the most recent successful one)."""
+    async def latest_by_source(
+        self, *, ok_only: bool = False, overlapping: Window | None = None
+    ) -> dict[str, SourceRun]:
+        """The most recent run of every source (``ok_only``: the most recent successful one).
+
+        ``overlapping``: only runs whose window shares some time with it (both half-open), so
+        that a digest of an old day is judged by the fetches of that day, not by today's.
+        """
         ranked = select(
             source_runs,
             func.row_number()
@@ -94,6 +100,11 @@ class RunRepository:
         )
         if ok_only:
             ranked = ranked.where(source_runs.c.error.is_(None))
+        if overlapping is not None:
+            ranked = ranked.where(
+                source_runs.c.window_start < aware(overlapping.end, "overlapping.end"),
+                source_runs.c.window_end > aware(overlapping.start, "overlapping.start"),
+            )
         latest = ranked.subquery()
         stmt = select(latest).where(latest.c.recency == 1).order_by(latest.c.source)
         async with self._db.read() as conn:

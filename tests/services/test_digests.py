@@ -212,6 +212,33 @@ async def test_failed_sources_come_from_the_latest_runs(store):
     assert digest.failed_sources == {"x": "x: HTTP 503 after 5 attempts"}
 
 
+async def test_a_failure_of_another_window_is_not_this_digests_failure(store):
+    day = Window(MIDNIGHT, NEXT_MIDNIGHT)
+    week_later = Window(MIDNIGHT + dt.timedelta(days=7), NEXT_MIDNIGHT + dt.timedelta(days=7))
+    later = FETCHED + dt.timedelta(days=7)
+    # The day itself was fetched fine by both; a week later X and HN fail for another window.
+    await store.runs.record("x", day, FETCHED, FETCHED, 12, 1, None)
+    await store.runs.record("hackernews", day, FETCHED, FETCHED, 3, 1, None)
+    await store.runs.record("x", week_later, later, later, 0, 5, "HTTP 503 after 5 attempts")
+    await store.runs.record("hackernews", week_later, later, later, 0, 1, "down")
+
+    assert (await store.service().for_day(DAY)).failed_sources == {}
+    failed_later = (await store.service().for_day(DAY + dt.timedelta(days=7))).failed_sources
+    assert failed_later == {"x": "HTTP 503 after 5 attempts", "hackernews": "down"}
+
+
+async def test_the_latest_overlapping_run_decides(store):
+    day = Window(MIDNIGHT, NEXT_MIDNIGHT)
+    lookback = Window(MIDNIGHT - dt.timedelta(hours=36), MIDNIGHT + dt.timedelta(hours=12))
+    await store.runs.record("x", day, FETCHED, FETCHED, 12, 1, None)
+    # A later run whose 48-hour look-back covers the morning of the day failed.
+    later = FETCHED + dt.timedelta(hours=2)
+    await store.runs.record("x", lookback, later, later, 0, 5, "HTTP 503 after 5 attempts")
+    assert (await store.service().for_day(DAY)).failed_sources == {"x": "HTTP 503 after 5 attempts"}
+    # A source never fetched for the day is not reported as failed (nothing ran, nothing failed).
+    assert (await store.service().for_day(DAY - dt.timedelta(days=3))).failed_sources == {}
+
+
 async def test_build_over_any_window(store):
     await store.paper("2503.00001")
     await store.post("1", "2503.00001", MIDNIGHT + dt.timedelta(hours=30))

@@ -144,9 +144,10 @@ async def test_failing_crashing_and_empty_sources_do_not_stop_the_others(pipelin
 
     by_name = {s.source: s for s in report.sources}
     assert list(by_name) == ["x", "bluesky", "huggingface", "mastodon", "hackernews"]
-    assert by_name["x"].error == "x: HTTP 503 after 5 attempts"
+    # The summary shows the source's name beside its error: the error does not repeat it.
+    assert by_name["x"].error == "HTTP 503 after 5 attempts"
     assert by_name["x"].requests == 5
-    assert by_name["bluesky"].error == "bluesky: answer is not JSON"
+    assert by_name["bluesky"].error == "answer is not JSON"
     assert by_name["huggingface"].error == "unexpected KeyError"  # no exception text leaks
     assert by_name["mastodon"].ok
     assert by_name["mastodon"].mentions == 0
@@ -154,8 +155,8 @@ async def test_failing_crashing_and_empty_sources_do_not_stop_the_others(pipelin
     assert by_name["hackernews"].mentions == 1
     assert not report.ok
     assert report.failures == (
-        "x: x: HTTP 503 after 5 attempts",
-        "bluesky: bluesky: answer is not JSON",
+        "x: HTTP 503 after 5 attempts",
+        "bluesky: answer is not JSON",
         "huggingface: unexpected KeyError",
     )
     # What worked is stored and resolved.
@@ -164,11 +165,19 @@ async def test_failing_crashing_and_empty_sources_do_not_stop_the_others(pipelin
     assert await pipeline.papers.known_ids(KNOWN) == {KNOWN[1]}
     # Every run is recorded, with its error, for the digest's warnings.
     runs = await pipeline.runs.latest_by_source()
-    assert runs["x"].error == "x: HTTP 503 after 5 attempts"
+    assert runs["x"].error == "HTTP 503 after 5 attempts"
     assert runs["huggingface"].error == "unexpected KeyError"
     assert runs["hackernews"].ok
     assert runs["hackernews"].mentions == 1
     assert "source huggingface crashed" in caplog.text
+
+
+async def test_an_error_naming_another_service_keeps_its_name(pipeline):
+    # A source built on another service (a bridge, a proxy) may raise that service's error.
+    bridged = StubSource("mastodon", SourceUnavailableError("bridge", "HTTP 502 after 5 attempts"))
+    report = await pipeline.service(bridged).run(WINDOW)
+    assert report.sources[0].error == "bridge: HTTP 502 after 5 attempts"
+    assert report.failures == ("mastodon: bridge: HTTP 502 after 5 attempts",)
 
 
 async def test_a_malformed_answer_from_a_real_client_is_reported(pipeline):
@@ -184,7 +193,7 @@ async def test_a_malformed_answer_from_a_real_client_is_reported(pipeline):
         report = await pipeline.service(x, good).run(WINDOW)
     x_summary, hn_summary = report.sources
     assert x_summary.error is not None
-    assert x_summary.error.startswith("x: answer is not JSON")
+    assert x_summary.error.startswith("answer is not JSON")
     assert x_summary.requests == 1
     assert hn_summary.ok
     assert report.resolved == 1
@@ -208,6 +217,55 @@ async def test_unknown_ids_are_asked_once_and_remembered(pipeline):
     assert pipeline.arxiv.requests == []  # neither the known nor the missing id is asked again
 
 
+async def test_a_missing_id_is_asked_again_after_six_hours_while_recently_linked(pipeline):
+    # A brand-new paper: the post links it before the arXiv API has it (up to a day of lag).
+    service = pipeline.service(StubSource("x", [mention("1", UNKNOWN)]))
+    first = await service.run(WINDOW)
+    assert first.missing == (UNKNOWN,)
+    assert await pipeline.papers.missing_ids([UNKNOWN]) == {UNKNOWN}
+
+    pipeline.arxiv.clear_log()
+    service.clock = lambda: NOW + dt.timedelta(hours=5)
+    soon = await service.run(WINDOW)
+    assert soon.missing == ()
+    assert pipeline.arxiv.requests_to("/api/query") == []  # checked under six hours ago
+
+    pipeline.arxiv.add_papers([make_paper(UNKNOWN, title="Announced a day late")])
+    service.clock = lambda: NOW + dt.timedelta(hours=6)
+    later = await service.run(WINDOW)
+    (lookup,) = pipeline.arxiv.requests_to("/api/query")
+    assert lookup.params["id_list"] == UNKNOWN
+    assert later.resolved == 1
+    assert later.missing == ()
+    assert (await pipeline.papers.get(UNKNOWN)).title == "Announced a day late"
+    assert await pipeline.papers.missing_ids([UNKNOWN]) == set()
+
+
+async def test_a_missing_id_linked_only_by_old_posts_is_not_asked_again(pipeline):
+    service = pipeline.service(StubSource("x", [mention("1", UNKNOWN)]))
+    await service.run(WINDOW)
+    pipeline.arxiv.clear_log()
+    # The post (created at NOON) is now more than three days old.
+    service.clock = lambda: NOON + dt.timedelta(days=3, hours=1)
+    service.sources = []
+    report = await service.run(WINDOW)
+    assert report.ok
+    assert pipeline.arxiv.requests_to("/api/query") == []
+
+
+async def test_an_id_arxiv_refuses_does_not_fail_the_others(pipeline):
+    refused = "2503.55555"
+    pipeline.arxiv.reject_ids(refused)
+    service = pipeline.service(StubSource("x", [mention("1", *KNOWN, refused)]))
+    report = await service.run(WINDOW)
+    assert report.ok
+    assert report.arxiv_error is None
+    assert report.resolved == 2
+    assert report.missing == (refused,)
+    assert await pipeline.papers.known_ids(KNOWN) == set(KNOWN)
+    assert await pipeline.papers.missing_ids([refused]) == {refused}
+
+
 async def test_only_new_ids_are_resolved(pipeline):
     service = pipeline.service(StubSource("x", [mention("1", KNOWN[0])]))
     await service.run(WINDOW)
@@ -224,10 +282,10 @@ async def test_arxiv_down_is_reported_and_ids_are_retried_next_run(pipeline):
     pipeline.arxiv.fail_next(503)
     progress: list[str] = []
     report = await service.run(WINDOW, progress=progress.append)
-    assert report.arxiv_error == "arxiv: HTTP 503 after 1 attempts"
-    assert report.failures == ("arxiv: arxiv: HTTP 503 after 1 attempts",)
+    assert report.arxiv_error == "HTTP 503 after 1 attempts"
+    assert report.failures == ("arxiv: HTTP 503 after 1 attempts",)
     assert report.sources[0].ok  # the mentions are stored all the same
-    assert "arxiv: FAILED: arxiv: HTTP 503 after 1 attempts" in progress
+    assert "arxiv: FAILED: HTTP 503 after 1 attempts" in progress
     assert await pipeline.mentions.unresolved_ids() == [KNOWN[0]]
     assert await pipeline.papers.missing_ids([KNOWN[0]]) == set()  # not marked missing
 

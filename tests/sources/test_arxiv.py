@@ -25,6 +25,7 @@ from bot.fakes.arxiv import FakeArxiv
 from bot.fakes.atom import ATOM_CONTENT_TYPE, RSS_CONTENT_TYPE, render_api_feed
 from bot.settings import ArxivSettings, HttpSettings
 from bot.sources.arxiv import (
+    DEFAULT_MAX_ISOLATION_REQUESTS,
     ArxivClient,
     ArxivRateLimiter,
     build_title_query,
@@ -526,6 +527,7 @@ def make_client(
         batch_size: int = 100,
         limiter: ArxivRateLimiter | None = None,
         empty_page_retries: int = 3,
+        max_isolation_requests: int = DEFAULT_MAX_ISOLATION_REQUESTS,
     ) -> ArxivClient:
         settings = ArxivSettings(
             api_url=fake.api_url,
@@ -539,6 +541,7 @@ def make_client(
             settings,
             limiter or ArxivRateLimiter(interval),
             empty_page_retries=empty_page_retries,
+            max_isolation_requests=max_isolation_requests,
         )
 
     return build
@@ -709,6 +712,26 @@ async def test_503_is_retried_and_every_attempt_is_rate_limited(
     assert min(fake.gaps()) >= interval * 0.8
 
 
+async def test_an_answer_cut_off_mid_body_is_retried(
+    fake: FakeArxiv, make_client: ClientFactory, sleep: RecordingSleep
+) -> None:
+    fake.add_papers([make_paper(1)])
+    fake.truncate_next()  # Content-Length promises more than arrives, then the socket closes
+    result = await make_client().fetch_papers(["2401.10001"])
+    assert list(result.papers) == ["2401.10001"]
+    assert len(api_arrivals(fake)) == 2
+    assert len(sleep.waits) == 1
+
+
+async def test_answers_cut_off_beyond_the_retries_are_source_unavailable(
+    fake: FakeArxiv, make_client: ClientFactory
+) -> None:
+    fake.truncate_next(times=3)
+    with pytest.raises(SourceUnavailableError, match=r"^arxiv: answer cut short after 3 attempts"):
+        await make_client(retries=2).fetch_papers(["2401.10001"])
+    assert len(api_arrivals(fake)) == 3
+
+
 async def test_retries_exhausted(
     fake: FakeArxiv, make_client: ClientFactory, sleep: RecordingSleep
 ) -> None:
@@ -760,6 +783,87 @@ async def test_http_400_error_entry_becomes_arxiv_api_error(
     with pytest.raises(ArxivApiError, match="incorrect id format for abc"):
         await make_client().fetch_papers(["2401.10001"])
     assert len(fake.arrivals) == 1  # a 400 is an answer, not something to retry
+
+
+def id_lists(fake: FakeArxiv) -> list[list[str]]:
+    return [q["id_list"].split(",") for q in api_arrivals(fake)]
+
+
+async def test_a_refused_batch_is_split_to_isolate_the_offending_id(
+    fake: FakeArxiv, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    papers = [make_paper(i) for i in range(10)]
+    fake.add_papers(papers)
+    bad = papers[3].arxiv_id
+    fake.reject_ids(bad)
+    wanted = [p.arxiv_id for p in papers]
+
+    result = await make_client().fetch_papers(wanted)
+
+    assert list(result.papers) == [i for i in wanted if i != bad]
+    assert result.missing == [bad]
+    assert result.rejected == [bad]
+    lists = id_lists(fake)
+    assert lists[0] == wanted  # the whole batch first, refused
+    # Then halves: log2(10) levels, and a half whose sibling fetched fine is not asked whole.
+    assert len(lists) <= 1 + 2 * 4
+    assert all(len(ids) < 10 for ids in lists[1:])
+    assert f"refused id {bad}" in caplog.text
+
+
+async def test_several_refused_ids_in_several_batches(
+    fake: FakeArxiv, make_client: ClientFactory
+) -> None:
+    papers = [make_paper(i) for i in range(9)]
+    fake.add_papers(papers)
+    wanted = [p.arxiv_id for p in papers]
+    # Two bad ids in the first batch of four, and the last batch is one bad id on its own.
+    fake.reject_ids(wanted[0], wanted[3], wanted[8])
+
+    result = await make_client(batch_size=4).fetch_papers(wanted)
+
+    assert list(result.papers) == [wanted[i] for i in (1, 2, 4, 5, 6, 7)]
+    assert result.missing == [wanted[0], wanted[3], wanted[8]]
+    assert result.rejected == [wanted[0], wanted[3], wanted[8]]
+
+
+async def test_isolation_is_bounded_when_every_request_is_refused(
+    fake: FakeArxiv, make_client: ClientFactory, real_fixtures: Path
+) -> None:
+    # An error that is not about any one id: arXiv refuses whatever is asked.
+    fake.serve_next(golden(real_fixtures, "id_abc"), status=400, times=100)
+    client = make_client(max_isolation_requests=5)
+    wanted = [make_paper(i).arxiv_id for i in range(64)]
+
+    with pytest.raises(ArxivApiError, match=r"gave up isolating the refused ids after 5 extra"):
+        await client.fetch_papers(wanted)
+
+    assert len(api_arrivals(fake)) == 1 + 5
+
+
+async def test_a_single_id_look_up_still_raises_the_error(
+    fake: FakeArxiv, make_client: ClientFactory
+) -> None:
+    fake.add_papers([make_paper(1)])
+    fake.reject_ids("2401.10001")
+    with pytest.raises(ArxivApiError, match=r"incorrect id format for 2401\.10001"):
+        await make_client().fetch_papers(["2401.10001v2"])
+    assert len(api_arrivals(fake)) == 1
+
+
+async def test_fake_rejects_a_well_formed_id_like_a_bad_one(
+    fake: FakeArxiv, http_session: aiohttp.ClientSession
+) -> None:
+    fake.add_papers([make_paper(1), make_paper(2)])
+    fake.reject_ids("2401.10002")
+    params = {"id_list": "2401.10001,2401.10002v1"}
+    async with http_session.get(fake.api_url, params=params) as resp:
+        assert resp.status == 400
+        body = await resp.read()
+    with pytest.raises(ArxivApiError, match=r"incorrect id format for 2401\.10002v1"):
+        parse_atom(body)
+    async with http_session.get(fake.api_url, params={"id_list": "2401.10001"}) as resp:
+        assert resp.status == 200
 
 
 async def test_http_200_legacy_error_entry(fake: FakeArxiv, make_client: ClientFactory) -> None:

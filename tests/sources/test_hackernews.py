@@ -148,6 +148,36 @@ async def test_min_points_is_sent_as_a_numeric_filter(fake: FakeHackerNews, make
     assert fake.requests[0].params["numericFilters"].endswith(",points>=10")
 
 
+async def test_min_comments_is_sent_as_a_numeric_filter(fake: FakeHackerNews, make_source) -> None:
+    fake.add_story(1, "Talked", "https://arxiv.org/abs/2603.01234", "a", at(1), num_comments=12)
+    fake.add_story(2, "Quiet", "https://arxiv.org/abs/2603.02222", "b", at(2), num_comments=1)
+    fake.add_story(3, "Null", "https://arxiv.org/abs/2603.03333", "c", at(3), num_comments=None)
+
+    mentions = await make_source(min_comments=5).collect(DAY)
+
+    assert [m.post_id for m in mentions] == ["1"]
+    assert fake.requests[0].params["numericFilters"] == (
+        "created_at_i>=1773014400,created_at_i<1773100800,num_comments>=5"
+    )
+
+
+async def test_points_and_comments_filters_combine(fake: FakeHackerNews, make_source) -> None:
+    link = "https://arxiv.org/abs/2603.0{}"
+    fake.add_story(1, "Both", link.format(1111), "a", at(1), points=50, num_comments=9)
+    fake.add_story(2, "Points", link.format(2222), "b", at(2), points=50, num_comments=0)
+    fake.add_story(3, "Comments", link.format(3333), "c", at(3), points=2, num_comments=9)
+
+    mentions = await make_source(min_points=10, min_comments=5).collect(DAY)
+
+    assert [m.post_id for m in mentions] == ["1"]
+    assert fake.requests[0].params["numericFilters"].endswith(",points>=10,num_comments>=5")
+
+
+async def test_no_comment_filter_by_default(fake: FakeHackerNews, make_source) -> None:
+    await make_source().collect(DAY)
+    assert "num_comments" not in fake.requests[0].params["numericFilters"]
+
+
 @needs_real
 async def test_real_search_fixture_parses_and_links_no_arxiv(fake, make_source) -> None:
     fake.serve_next((REAL / "communal_search_restrictSearchableAttributes_url.json").read_bytes())
@@ -382,3 +412,20 @@ async def test_fake_rejects_bad_numeric_filters(fake: FakeHackerNews, session) -
     async with session.get(f"{fake.api_url}/search_by_date", params=params) as resp:
         assert resp.status == 400
         assert (await resp.json())["status"] == 400
+
+
+async def test_fake_honours_num_comments_filters(fake: FakeHackerNews, session) -> None:
+    link = "https://arxiv.org/abs/2603.01234"
+    for oid, comments in ((1, 0), (2, 5), (3, 40), (4, None)):
+        fake.add_story(oid, f"S{oid}", link, "a", at(oid), num_comments=comments)
+
+    async def object_ids(filters: str) -> list[str]:
+        params = {"query": "arxiv.org", "tags": "story", "numericFilters": filters}
+        async with session.get(fake.api_url + "/search_by_date", params=params) as resp:
+            assert resp.status == 200
+            return [hit["objectID"] for hit in (await resp.json())["hits"]]
+
+    assert await object_ids("num_comments>=5") == ["3", "2"]
+    assert await object_ids("num_comments<5") == ["4", "1"]  # the fake reads a null count as 0
+    assert await object_ids("num_comments>=5,num_comments<40") == ["2"]
+    assert await object_ids("num_comments=0") == ["4", "1"]

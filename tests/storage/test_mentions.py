@@ -149,6 +149,38 @@ async def test_unresolved_ids(repo: MentionRepository, db: Database) -> None:
     assert await repo.unresolved_ids(limit=1) == ["2503.00002"]
 
 
+async def test_missing_ids_are_retried_while_recently_linked(
+    repo: MentionRepository, db: Database
+) -> None:
+    papers = PaperRepository(db)
+    fresh, stale, both = "2503.00001", "2403.00002", "2503.00003"
+    await repo.upsert(
+        [
+            make_mention("new", arxiv_ids=(fresh, both), created_at=T0),
+            # A post from ten days ago: its bogus id is not worth asking about again.
+            make_mention("old", arxiv_ids=(stale, both), created_at=T0 - 240 * HOUR),
+        ],
+        T0,
+    )
+    await papers.mark_missing([fresh, stale, both], "not found on arXiv", T0)
+
+    assert await repo.unresolved_ids() == []  # without a clock, missing stays missing
+    assert await repo.unresolved_ids(now=T0 + 5 * HOUR) == []  # checked too recently
+    # Six hours on, the ids some recent post links are due again (one old post is not enough).
+    assert await repo.unresolved_ids(now=T0 + 6 * HOUR) == [fresh, both]
+    assert await repo.unresolved_ids(now=T0 + 6 * HOUR, limit=1) == [fresh]
+    # Checked again and still missing: the six hours start over.
+    await papers.mark_missing([fresh], "not found on arXiv", T0 + 6 * HOUR)
+    assert await repo.unresolved_ids(now=T0 + 7 * HOUR) == [both]
+    # Once every post linking them is more than three days old, nobody asks any more.
+    assert await repo.unresolved_ids(now=T0 + 72 * HOUR) == [fresh, both]
+    assert await repo.unresolved_ids(now=T0 + 72 * HOUR + dt.timedelta(seconds=1)) == []
+    # The interval and the horizon are parameters.
+    later = T0 + 7 * HOUR
+    assert await repo.unresolved_ids(now=later, missing_retry=HOUR) == [fresh, both]
+    assert await repo.unresolved_ids(now=later, recent=HOUR) == []
+
+
 async def test_history_of_an_unknown_post_is_empty(repo: MentionRepository) -> None:
     assert await repo.history("x", "nope") == []
 

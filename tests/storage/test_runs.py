@@ -33,6 +33,25 @@ async def test_latest_by_source(db: Database) -> None:
     assert healthy["x"].mentions == 10
 
 
+async def test_latest_by_source_overlapping_a_window(db: Database) -> None:
+    runs = RunRepository(db)
+    day = Window(T0, T0 + 24 * HOUR)
+    before = Window(T0 - 24 * HOUR, T0)  # ends where the day starts: no overlap
+    straddling = Window(T0 - 12 * HOUR, T0 + HOUR)
+    after = Window(T0 + 24 * HOUR, T0 + 48 * HOUR)  # starts where the day ends: no overlap
+    x_day = await runs.record("x", straddling, T0 + 30 * HOUR, T0 + 30 * HOUR, 5, 1)
+    await runs.record("x", after, T0 + 50 * HOUR, T0 + 50 * HOUR, 0, 1, "HTTP 503")
+    await runs.record("hackernews", before, T0 + 60 * HOUR, T0 + 60 * HOUR, 0, 1, "down")
+    hn_day = await runs.record("hackernews", day, T0 + 25 * HOUR, T0 + 25 * HOUR, 0, 1, "down")
+
+    assert await runs.latest_by_source(overlapping=day) == {"x": x_day, "hackernews": hn_day}
+    assert await runs.latest_by_source(overlapping=day, ok_only=True) == {"x": x_day}
+    assert await runs.latest_by_source(overlapping=Window(T0 + 72 * HOUR, T0 + 96 * HOUR)) == {}
+    # Without a window, the latest run of each source whatever it covered.
+    latest = await runs.latest_by_source()
+    assert (latest["x"].window, latest["hackernews"].window) == (after, before)
+
+
 async def test_no_runs(db: Database) -> None:
     assert await RunRepository(db).latest_by_source() == {}
 
