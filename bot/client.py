@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import SourceError, UserFacingError
-from bot.ui.embeds import SOURCE_NAMES
+from bot.core.source_names import source_name
 from bot.ui.messages import GENERIC_ERROR, error_embed
 from bot.ui.text import clip, safe
 
@@ -54,7 +54,7 @@ def user_message(error: Exception) -> str:
         kind = error.type.name.replace("_", " ")
         return f"“{shown}” is not a valid {kind} for that option."
     if isinstance(original, SourceError):
-        name = SOURCE_NAMES.get(original.source, original.source)
+        name = source_name(original.source)
         return f"{name} is not answering right now; please try again in a few minutes."
     return GENERIC_ERROR
 
@@ -118,11 +118,12 @@ async def send_error(interaction: discord.Interaction[Any], text: str) -> None:
 
 
 def require_manage_guild(interaction: discord.Interaction[Any]) -> bool:
-    """Runtime check behind ``default_permissions(manage_guild=True)``."""
+    """Runtime check behind ``default_permissions(manage_guild=True)``: Manage Server, or
+    Administrator (which Discord treats as every permission, whatever the other bits say)."""
     perms = getattr(interaction, "permissions", None)
     if interaction.guild_id is None:
         raise app_commands.NoPrivateMessage()
-    if perms is None or not perms.manage_guild:
+    if perms is None or not (perms.manage_guild or perms.administrator):
         # A CheckFailure subclass, so the tree's on_error turns it into the ephemeral refusal.
         raise app_commands.MissingPermissions(["manage_guild"])
     return True

@@ -16,6 +16,7 @@ import yarl
 
 from bot.core.errors import ConfigError, UserFacingError
 from bot.core.models import Digest, RankedPaper, Window
+from bot.core.ranking import Observation, rank
 from bot.core.schedule import local_date
 from bot.runtime import Runtime, open_runtime
 from bot.scheduling import Scheduler, digest_job_id
@@ -76,6 +77,9 @@ class Services:
     client: discord.Client | None = None
     started_at: dt.datetime | None = None
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    # Guilds whose digest this process is posting now: a sweep or a second job skips them.
+    _delivering: set[int] = field(default_factory=set)
+    _ingesting: asyncio.Task[None] | None = None
     _recovered: bool = False
 
     def __post_init__(self) -> None:
@@ -115,11 +119,21 @@ class Services:
         )
 
     async def paper_score(self, arxiv_id: str, days: int = 7) -> RankedPaper | None:
+        """One paper's score over the last ``days``, from its own mentions only (a paper's
+        score doesn't depend on the others: no need to rank the whole week for it)."""
         now = self.rt.clock()
-        digest = await self.rt.digests.build(
-            Window(now - dt.timedelta(days=days), now), threshold=0, top_n=None
+        window = Window(now - dt.timedelta(days=days), now)
+        stored = await self.rt.mentions.for_paper(arxiv_id, window)
+        if not stored:
+            return None
+        papers = await self.rt.papers.get_many([arxiv_id])
+        ranked = rank(
+            (Observation(s.mention, s.fetched_at) for s in stored),
+            papers,
+            window=window,
+            rules=self.rt.digests.rules(threshold=0, top_n=None),
         )
-        return next((r for r in digest.papers if r.paper.arxiv_id == arxiv_id), None)
+        return next((r for r in ranked if r.paper.arxiv_id == arxiv_id), None)
 
     async def preview(self, guild_id: int) -> tuple[GuildConfig, Digest, str | None]:
         config = await self.guilds.config(guild_id)
@@ -160,7 +174,11 @@ class Services:
 
     async def _start_jobs(self) -> None:
         assert self.scheduler is not None
-        self.scheduler.start(await self.rt.guilds.active())
+        try:
+            self.scheduler.start(await self.rt.guilds.active())
+        except Exception:
+            # A background task: nobody awaits it, so say it here (no digest will be posted).
+            log.exception("could not start the scheduler: no digest or ingestion will run")
 
     def _track(self, task: asyncio.Task[object]) -> None:
         self._tasks.add(task)
@@ -176,7 +194,38 @@ class Services:
         return self.scheduler.next_run(digest_job_id(guild_id)) if self.scheduler else None
 
     async def ingest(self) -> None:
-        """The ingestion job: the last ``ingest_lookback_hours``; never raises."""
+        """The ingestion job: the last ``ingest_lookback_hours``; never raises. Tracked, so
+        shutdown stops it before the database and the HTTP session close under it."""
+        if self._ingesting is not None and not self._ingesting.done():
+            log.info("ingestion still running: this run is skipped")
+            return
+        task = asyncio.get_running_loop().create_task(self._ingest(), name="ingest")
+        self._ingesting = task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # the job itself is cancelled, not the ingestion: not ours to hide
+            # stop_ingestion() ended it for shutdown (and logged so): the job ends cleanly.
+
+    async def stop_ingestion(self, seconds: float = 5.0) -> None:
+        """Cancel an ingestion in progress and wait for it (it is safe to redo any time)."""
+        task = self._ingesting
+        if task is None or task.done():
+            return
+        task.cancel()
+        await asyncio.wait([task], timeout=seconds)
+
+    async def _ingest(self) -> None:
+        try:
+            await self._ingest_once()
+        except asyncio.CancelledError:
+            log.info("ingestion stopped for shutdown")
+            raise
+        except Exception:
+            log.exception("ingestion failed")
+
+    async def _ingest_once(self) -> None:
         now = self.rt.clock()
         window = Window(
             now - dt.timedelta(hours=self.settings.scheduler.ingest_lookback_hours), now
@@ -197,9 +246,19 @@ class Services:
         )
 
     async def deliver_guild(self, guild_id: int) -> None:
-        """The daily job of one guild; never raises. Tracked, so shutdown lets it finish."""
+        """The daily job of one guild; never raises. Tracked, so shutdown lets it finish.
+
+        One at a time per guild in this process: the record's claim already stops a second
+        sender, but not once it has gone stale during a long wait (a 429), so a sweep or a
+        late job never starts a second send of a digest this process is still posting.
+        """
+        if guild_id in self._delivering:
+            log.info("guild %s: digest already being posted, not started again", guild_id)
+            return
+        self._delivering.add(guild_id)
         task = asyncio.get_running_loop().create_task(self._deliver_guild(guild_id))
         self._track(task)
+        task.add_done_callback(lambda _task: self._delivering.discard(guild_id))
         await asyncio.shield(task)
 
     async def _deliver_guild(self, guild_id: int) -> None:
@@ -241,12 +300,14 @@ class Services:
     async def recover(self) -> None:
         """Make digests a dead process left half-sent resumable now, not after they go stale.
 
-        One bot process serves a database: a digest still ``sending`` with no sign of life
-        since before this process started belongs to a process that died. (Ours all began at
-        or after ``started_at``, so a reconnect or a second sweep can never release them.)
+        A digest still ``sending`` with no sign of life since before this process started,
+        and none for two minutes (a live sender beats every minute), belongs to a process that
+        died. (Ours all began at or after ``started_at``, so a reconnect or a second sweep can
+        never release them; the old process of an overlapping deploy keeps beating, and keeps
+        its digest.)
         """
         assert self.started_at is not None
-        await self.rt.digest_log.release_abandoned(self.started_at)
+        await self.rt.digest_log.release_abandoned(self.started_at, now=self.rt.clock())
         self._recovered = True
 
     async def catch_up(self, client: discord.Client) -> None:
@@ -259,8 +320,9 @@ class Services:
             self.scheduler.shutdown()
 
     async def drain(self, seconds: float = 30.0) -> None:
-        """Let sends in flight finish (they record each message) before the client and the
-        database close; cancel what is still running after ``seconds``."""
+        """Stop an ingestion in progress; let sends in flight finish (they record each message)
+        before the client and the database close; cancel what still runs after ``seconds``."""
+        await self.stop_ingestion()
         current = asyncio.current_task()
         waiting = [t for t in self._tasks if t is not current and not t.done()]
         if not waiting:

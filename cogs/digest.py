@@ -13,8 +13,7 @@ from bot.client import require_manage_guild
 from bot.core.errors import UserFacingError
 from bot.services.delivery import GuildStatus
 from bot.ui import autocomplete as ac
-from bot.ui.embeds import compact_embed, digest_header, paper_embed
-from bot.ui.limits import fit_embeds
+from bot.ui.embeds import compact_embed, digest_header, digest_messages
 from bot.ui.messages import ok_embed, status_embed
 from bot.ui.publisher import missing_permissions
 
@@ -123,11 +122,13 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
     ) -> None:
         """Set the digest's size, threshold and style (moderators)."""
         assert interaction.guild_id is not None
+        # The status below ranks the day's papers: acknowledge first (Discord allows 3 s).
+        await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.services.guilds.set_options(
             interaction.guild_id, top=top, threshold=threshold, style=style, empty_day=empty_day
         )
         status = await self.bot.services.status(interaction.guild_id)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             embed=status_embed(self._with_channel_notes(status)), ephemeral=True
         )
 
@@ -135,7 +136,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.check(require_manage_guild)
     async def preview(self, interaction: Interaction) -> None:
-        """Privately show exactly what would be posted now (moderators)."""
+        """Privately show the messages that would be posted now (moderators)."""
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
         config, digest, text = await self.bot.services.preview(interaction.guild_id)
@@ -150,29 +151,20 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
                 header, embed=compact_embed(digest, config.categories), ephemeral=True
             )
             return
-        embeds = [
-            paper_embed(r.paper, ranked=r, rank=i) for i, r in enumerate(digest.papers, start=1)
-        ]
-        batch: list[discord.Embed] = []
-        first = True
-        for embed in embeds:
-            if len(batch) == 10 or sum(len(e) for e in batch) + len(embed) > 6000:
-                await interaction.followup.send(
-                    header if first else "", embeds=fit_embeds(batch), ephemeral=True
-                )
-                batch, first = [], False
-            batch.append(embed)
-        if batch:
-            await interaction.followup.send(
-                header if first else "", embeds=fit_embeds(batch), ephemeral=True
-            )
+        # The real post's messages, in order: the header, then one message per paper with its
+        # link buttons (in the thread style they'd go in a thread, which a preview can't open).
+        await interaction.followup.send(header, ephemeral=True)
+        for embed, view in digest_messages(digest):
+            await interaction.followup.send(embed=embed, view=view, ephemeral=True)
 
     @app_commands.command(name="status")
     async def status(self, interaction: Interaction) -> None:
         """The digest's settings, next and last post, and the health of each source."""
         assert interaction.guild_id is not None
+        # Building the status ranks the day's papers: acknowledge first (Discord allows 3 s).
+        await interaction.response.defer(ephemeral=True, thinking=True)
         status = await self.bot.services.status(interaction.guild_id)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             embed=status_embed(self._with_channel_notes(status)), ephemeral=True
         )
 

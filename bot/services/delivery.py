@@ -8,10 +8,12 @@ the same papers; a finished digest is never sent again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -23,6 +25,7 @@ from bot.core.errors import (
 )
 from bot.core.models import Digest, RankedPaper, Window
 from bot.core.schedule import local_date, next_post_time, parse_post_time
+from bot.core.source_names import source_list, source_name
 from bot.services.digests import DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
 from bot.services.ingest import FEED_SOURCE
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 Style = Literal["thread", "channel", "compact"]
+# A sender refreshes its record this often (seconds) while it works: well inside both the
+# 10-minute staleness of a claim and the 2 minutes after which a restart takes a digest over.
+HEARTBEAT_SECONDS = 60.0
 
 
 class Publisher(Protocol):
@@ -78,7 +84,7 @@ def empty_reason(
 ) -> str:
     """Why a digest has no paper, in words a member understands."""
     if digest.failed_sources:
-        names = ", ".join(sorted(digest.failed_sources))
+        names = source_list(digest.failed_sources)
         return f"No hot papers today: {names} could not be reached, so the ranking is incomplete."
     if arxiv_quiet and day.weekday() < 5:
         return (
@@ -108,6 +114,7 @@ class DeliveryService:
         runs: RunRepository,
         settings: DigestSettings,
         clock: Clock,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.guilds = guilds
         self.digests = digests
@@ -115,6 +122,7 @@ class DeliveryService:
         self.runs = runs
         self.settings = settings
         self.clock = clock
+        self.heartbeat_seconds = heartbeat_seconds
 
     # --- when -------------------------------------------------------------------------------
 
@@ -130,7 +138,12 @@ class DeliveryService:
             slot = following
 
     async def due(self, now: dt.datetime | None = None) -> list[tuple[GuildConfig, dt.date]]:
-        """Guilds whose latest slot passed within the grace period and isn't posted yet."""
+        """Guilds whose latest slot passed within the grace period and isn't posted yet.
+
+        A slot from before the guild could post (its channel set at 10:50 for a 09:00 digest,
+        resumed, or its time just moved earlier) was never owed: it is skipped unless a record
+        says an attempt began (a failed or half-sent digest is still finished).
+        """
         now = now or self.clock()
         grace = dt.timedelta(hours=self.settings.grace_hours)
         due: list[tuple[GuildConfig, dt.date]] = []
@@ -140,7 +153,11 @@ class DeliveryService:
                 continue
             day = local_date(slot, config.timezone)
             record = await self.log.get(config.guild_id, day)
-            if record is None or record.status in ("pending", "failed", "sending"):
+            if record is None:
+                if config.active_since is not None and slot < config.active_since:
+                    continue
+                due.append((config, day))
+            elif record.status in ("pending", "failed", "sending"):
                 due.append((config, day))
         return due
 
@@ -183,7 +200,8 @@ class DeliveryService:
         if record is None:
             return DeliveryResult(gid, day, "skipped", detail="already posted or in progress")
         try:
-            return await self._send(config, day, record, publisher, now)
+            async with self._heartbeat(record):
+                return await self._send(config, day, record, publisher, now)
         except ChannelGoneError as exc:
             await self.guilds.update(
                 gid, paused=True, pause_reason=f"{CHANNEL_GONE_REASON}: {exc.message}"
@@ -213,6 +231,32 @@ class DeliveryService:
             await self.log.finish(record.id, "failed", error="internal error", now=self.clock())
             return DeliveryResult(gid, day, "failed", detail="internal error")
 
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, record: DigestRecord) -> AsyncIterator[None]:
+        """Refresh the record every ``heartbeat_seconds`` while the body runs, so a send held
+        up (a long 429, a slow Discord) is never mistaken for a dead one and claimed again."""
+        stop = asyncio.Event()
+
+        async def beat() -> None:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.heartbeat_seconds)
+                if stop.is_set():
+                    return
+                try:
+                    await self.log.heartbeat(record.id, now=self.clock())
+                except Exception:
+                    # Finished meanwhile, or the database hiccuped: the send goes on regardless.
+                    log.warning("digest %s: heartbeat failed", record.id, exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(beat(), name=f"heartbeat:{record.id}")
+        try:
+            yield
+        finally:
+            # Stopped, not cancelled: a heartbeat being written completes first.
+            stop.set()
+            await task
+
     async def _send(
         self,
         config: GuildConfig,
@@ -226,14 +270,12 @@ class DeliveryService:
         assert channel is not None
         style: Style = config.style  # type: ignore[assignment]
         sent = list(record.message_ids)
+        missing = await publisher.missing_permissions(channel, style)
         if not sent:
-            missing = [
-                m
-                for m in await publisher.missing_permissions(channel, style)
-                if not m.startswith("(thread)")
-            ]
-            if missing:
-                raise MissingPermissionsError(", ".join(missing), tuple(missing))
+            required = [m for m in missing if not m.startswith("(thread)")]
+            if required:
+                raise MissingPermissionsError(", ".join(required), tuple(required))
+        no_thread = [m.removeprefix("(thread) ") for m in missing if m.startswith("(thread)")]
         planned = await self.log.planned(record.id)
         if planned:
             # An earlier attempt chose these papers (and may have posted some): keep them, so
@@ -274,13 +316,34 @@ class DeliveryService:
                     await publisher.send_header(channel, digest, config.categories, nonce=nonce())
                 )
             target = channel
-            if style == "thread":
+            if style == "thread" and no_thread:
+                # A thread the bot could open but not post in would stay empty every day.
+                log.info(
+                    "guild %s: without %s the papers go in the channel", gid, ", ".join(no_thread)
+                )
+            elif style == "thread":
                 thread = await publisher.open_thread(
                     channel, sent[0], f"Hot Papers {day.isoformat()}"
                 )
                 target = thread or channel
             for index in range(len(sent) - 1, len(digest.papers)):
-                await sent_one(await publisher.send_paper(target, digest, index, nonce=nonce()))
+                try:
+                    message_id = await publisher.send_paper(target, digest, index, nonce=nonce())
+                except (ChannelGoneError, MissingPermissionsError) as exc:
+                    if target == channel:
+                        raise
+                    # The thread, not the channel, is gone or closed to the bot: finish the
+                    # digest in the channel rather than fail (or pause) it.
+                    log.warning(
+                        "guild %s: digest thread %s refused a paper (%s): the rest go in the "
+                        "channel",
+                        gid,
+                        target,
+                        exc.message,
+                    )
+                    target = channel
+                    message_id = await publisher.send_paper(target, digest, index, nonce=nonce())
+                await sent_one(message_id)
         await self.log.finish(record.id, "sent", paper_count=len(digest.papers), now=self.clock())
         return DeliveryResult(gid, day, "sent", papers=len(digest.papers))
 
@@ -352,7 +415,9 @@ class DeliveryService:
             notes.append(f"The last digest failed: {last.error}.")
         for name, run in sources.items():
             if run is not None and run.error:
-                notes.append(f"{name} is failing ({run.error}): the ranking is incomplete.")
+                notes.append(
+                    f"{source_name(name)} is failing ({run.error}): the ranking is incomplete."
+                )
         if not sources:
             notes.append("No popularity source is enabled on this bot.")
         feed = runs.get(FEED_SOURCE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Collection
 
@@ -56,8 +57,11 @@ class DigestService:
         ids = {i for s in stored for i in s.mention.arxiv_ids}
         papers = await self.papers.get_many(ids)
         rules = self.rules(threshold=threshold, top_n=top_n)
-        ranked = rank(
-            (Observation(s.mention, s.fetched_at) for s in stored),
+        # Pure CPU (a second or more on a busy week): in a thread, so the bot's event loop
+        # keeps answering interactions and heartbeats meanwhile.
+        ranked = await asyncio.to_thread(
+            rank,
+            [Observation(s.mention, s.fetched_at) for s in stored],
             papers,
             window=window,
             rules=rules,

@@ -36,13 +36,20 @@ class GuildService:
         changes: dict[str, object] = {"channel_id": channel_id}
         if config.paused and (config.pause_reason or "").startswith(CHANNEL_GONE_REASON):
             changes["paused"] = False
+        if config.channel_id is None or changes.get("paused") is False:
+            # It can post from now on: today's slot, if already past, was never owed.
+            changes["active_since"] = self.clock()
         return await self.guilds.update(guild_id, **changes)
 
     async def set_time(self, guild_id: int, time_text: str, timezone: str) -> GuildConfig:
-        post_time = parse_post_time(time_text)
+        post_time = f"{parse_post_time(time_text):%H:%M}"
         zone = validate_timezone(timezone)
-        await self.guilds.ensure(guild_id)
-        return await self.guilds.update(guild_id, post_time=f"{post_time:%H:%M}", timezone=zone)
+        config = await self.guilds.ensure(guild_id)
+        changes: dict[str, object] = {"post_time": post_time, "timezone": zone}
+        if (config.post_time, config.timezone) != (post_time, zone):
+            # A time moved to earlier than now is a slot that just passed: not a missed digest.
+            changes["active_since"] = self.clock()
+        return await self.guilds.update(guild_id, **changes)
 
     async def set_options(
         self,
@@ -80,8 +87,13 @@ class GuildService:
         return await self.guilds.update(guild_id, paused=True, pause_reason=reason)
 
     async def resume(self, guild_id: int) -> GuildConfig:
-        await self.guilds.ensure(guild_id)
-        return await self.guilds.update(guild_id, paused=False, pause_reason=None)
+        config = await self.guilds.ensure(guild_id)
+        if not config.paused:
+            return config
+        # Slots that passed while paused are not owed (no flood of yesterday's digest).
+        return await self.guilds.update(
+            guild_id, paused=False, pause_reason=None, active_since=self.clock()
+        )
 
     async def add_category(self, guild_id: int, text: str) -> tuple[str, bool]:
         """The canonical category and whether it was new."""

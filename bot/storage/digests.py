@@ -11,9 +11,12 @@ heartbeat is older than ``stale_after`` (default 10 minutes, far longer than a s
 considered abandoned and may be claimed again (up to ``max_attempts`` claims in all); the
 claimer gets the record with the message ids already sent and resumes after the last one, so
 nothing already posted is posted again. A fresher ``sending`` row belongs to a live sender and
-``begin`` returns None; long work between messages can call ``heartbeat``. A bot that runs as
-a single process may, at start, call :meth:`DigestRepository.release_abandoned` with its start
-time: every ``sending`` row older than that was left by a dead process and is resumed at once.
+``begin`` returns None; a sender calls ``heartbeat`` (every minute) while it works, so a send
+held up by a long rate limit is never taken for a dead one. At start a bot may call
+:meth:`DigestRepository.release_abandoned` with its start time: a ``sending`` row last heard of
+before that *and* more than ``ABANDONED_AFTER`` ago (two missed heartbeats) was left by a dead
+process and is resumed at once, while the old process of an overlapping deploy, still beating,
+keeps its digest.
 
 The one message that can repeat is one Discord accepted in the instant before the process died
 and before its id was recorded. A message ``nonce`` with ``enforce_nonce`` narrows that too, but
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 
 FINISHED_STATUSES = ("sent", "empty", "failed")
 DONE_STATUSES = ("sent", "empty")  # never claimed again
+# How long a sender may go without a heartbeat (it beats every minute) before a restart takes
+# its digest over.
+ABANDONED_AFTER = dt.timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,18 +191,27 @@ class DigestRepository:
             )
             return await _fetch_id(conn, digest_id)
 
-    async def release_abandoned(self, before: dt.datetime) -> int:
-        """Make ``sending`` rows last heard of before ``before`` claimable now; returns how many.
+    async def release_abandoned(
+        self,
+        before: dt.datetime,
+        *,
+        now: dt.datetime | None = None,
+        quiet_for: dt.timedelta = ABANDONED_AFTER,
+    ) -> int:
+        """Make ``sending`` rows last heard of before ``before`` and at least ``quiet_for``
+        before ``now`` claimable now; returns how many.
 
-        Only for a deployment with one bot process per database, called at its start with its
-        start time: such rows can only belong to a process that died.
+        Called at start with the process's start time: such rows belong to a process that
+        died. One still beating (the old process of an overlapping deploy, a send waiting out a
+        rate limit) refreshed its heartbeat less than ``quiet_for`` ago and is left alone.
         """
+        cutoff = min(aware(before, "before"), self._now(now) - quiet_for)
         async with self._db.write() as conn:
             result = await conn.execute(
                 update(digests)
                 .where(
                     digests.c.status == "sending",
-                    digests.c.heartbeat_at < aware(before, "before"),
+                    digests.c.heartbeat_at < cutoff,
                 )
                 .values(heartbeat_at=None)
             )
@@ -292,17 +307,23 @@ class DigestRepository:
             return list((await conn.execute(stmt)).scalars())
 
     async def recently_posted(self, guild_id: int, since: dt.datetime) -> set[str]:
-        """Papers shown to the guild at or after ``since`` (to avoid repeating them)."""
+        """Papers shown to the guild at or after ``since`` (to avoid repeating them).
+
+        Only digests that members saw count: ``sent`` ones, or ones with a message recorded
+        (posted in part, then failed for good). A digest that failed before its first message
+        only *planned* its papers; they stay eligible.
+        """
         stmt = (
-            select(digest_papers.c.arxiv_id)
-            .distinct()
+            select(digest_papers.c.arxiv_id, digests.c.status, digests.c.message_ids)
+            .join(digests, digests.c.id == digest_papers.c.digest_id)
             .where(
                 digest_papers.c.guild_id == guild_id,
                 digest_papers.c.posted_at >= aware(since, "since"),
             )
         )
         async with self._db.read() as conn:
-            return set((await conn.execute(stmt)).scalars())
+            rows = (await conn.execute(stmt)).all()
+        return {row.arxiv_id for row in rows if row.status == "sent" or row.message_ids}
 
 
 async def _fetch(conn: AsyncConnection, guild_id: int, date: dt.date) -> DigestRecord | None:

@@ -37,6 +37,8 @@ class GuildConfig:
     created_at: dt.datetime
     updated_at: dt.datetime
     categories: tuple[str, ...] = ()
+    # When it last became able to post (see ``tables.guilds``); None: since before it was kept.
+    active_since: dt.datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -76,6 +78,9 @@ def _validate(name: str, value: Any) -> Any:
     elif name == "pause_reason":
         if value is not None and not isinstance(value, str):
             raise ValueError("pause_reason must be a str or None")
+    elif name == "active_since":
+        if value is not None:
+            value = aware(value, "active_since")
     else:
         raise ValueError(f"unknown guild setting {name!r}")
     return value
@@ -91,6 +96,7 @@ UPDATABLE_FIELDS = (
     "empty_day",
     "paused",
     "pause_reason",
+    "active_since",
 )
 
 
@@ -228,4 +234,5 @@ def _config(row: Row[Any], categories: Iterable[str]) -> GuildConfig:
         created_at=row.created_at,
         updated_at=row.updated_at,
         categories=tuple(categories),
+        active_since=row.active_since,
     )

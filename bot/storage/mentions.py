@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -145,17 +146,24 @@ class MentionRepository:
             .order_by(mention_papers.c.mention_id, mention_papers.c.position)
         )
         async with self._db.read() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = await conn.execute(stmt)
+            link_rows = await conn.execute(links_stmt)
+
+        def build() -> list[StoredMention]:
             links: dict[int, list[str]] = {}
-            for mention_id, arxiv_id in await conn.execute(links_stmt):
+            for mention_id, arxiv_id in link_rows:
                 links.setdefault(mention_id, []).append(arxiv_id)
-        return [
-            StoredMention(
-                mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
-                fetched_at=row.metrics_at or row.first_seen_at,
-            )
-            for row in rows
-        ]
+            return [
+                StoredMention(
+                    mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
+                    fetched_at=row.metrics_at or row.first_seen_at,
+                )
+                for row in rows
+            ]
+
+        # A busy day is tens of thousands of rows: turning them into objects (and parsing their
+        # timestamps) off the event loop keeps interactions and heartbeats flowing meanwhile.
+        return await asyncio.to_thread(build)
 
     async def unresolved_ids(
         self,
@@ -210,6 +218,59 @@ class MentionRepository:
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).all()
         return [(row.fetched_at, _metrics(row)) for row in rows]
+
+    async def for_paper(self, arxiv_id: str, window: Window) -> list[StoredMention]:
+        """Mentions created in ``window`` that link ``arxiv_id``, oldest first, as in
+        :meth:`in_window` (latest metrics, every link): all one paper's score needs, found
+        through the ``mention_papers.arxiv_id`` index instead of loading the whole window."""
+        linking = select(mention_papers.c.mention_id).where(mention_papers.c.arxiv_id == arxiv_id)
+        earlier = mention_metrics.alias("snapshots")
+        latest = (
+            select(func.max(earlier.c.fetched_at))
+            .where(earlier.c.mention_id == mentions.c.id)
+            .correlate(mentions)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(
+                mentions,
+                mention_metrics.c.fetched_at.label("metrics_at"),
+                *(mention_metrics.c[name] for name in METRIC_COLUMNS),
+            )
+            .select_from(
+                mentions.outerjoin(
+                    mention_metrics,
+                    and_(
+                        mention_metrics.c.mention_id == mentions.c.id,
+                        mention_metrics.c.fetched_at == latest,
+                    ),
+                )
+            )
+            .where(
+                mentions.c.id.in_(linking),
+                mentions.c.created_at >= window.start,
+                mentions.c.created_at < window.end,
+            )
+            .order_by(mentions.c.created_at, mentions.c.id)
+        )
+        links: dict[int, list[str]] = {}
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+            for batch in chunked(row.id for row in rows):
+                result = await conn.execute(
+                    select(mention_papers.c.mention_id, mention_papers.c.arxiv_id)
+                    .where(mention_papers.c.mention_id.in_(batch))
+                    .order_by(mention_papers.c.mention_id, mention_papers.c.position)
+                )
+                for mention_id, linked in result:
+                    links.setdefault(mention_id, []).append(linked)
+        return [
+            StoredMention(
+                mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
+                fetched_at=row.metrics_at or row.first_seen_at,
+            )
+            for row in rows
+        ]
 
 
 def _mention_row(mention: Mention, fetched_at: dt.datetime) -> dict[str, Any]:

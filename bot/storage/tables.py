@@ -178,6 +178,9 @@ guilds = Table(
     Column("pause_reason", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When the guild last became able to post (channel first set, resumed, time moved): a slot
+    # before it was never owed, so the sweep doesn't post it as missed. NULL: before 0002.
+    Column("active_since", UTCDateTime),
     CheckConstraint(f"style IN ({_in(GUILD_STYLES)})", name="style"),
     CheckConstraint(f"empty_day IN ({_in(EMPTY_DAY_MODES)})", name="empty_day"),
     CheckConstraint("top_n >= 1", name="top_n"),

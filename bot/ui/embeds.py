@@ -8,18 +8,12 @@ from collections.abc import Sequence
 import discord
 
 from bot.core.models import Digest, Paper, RankedPaper, ScoredPost
+from bot.core.source_names import SOURCE_NAMES, source_list
 from bot.core.taxonomy import CATEGORIES
 from bot.ui import limits
 from bot.ui.text import authors_line, clip, link_text, neutralise, safe, safe_url
 
 COLOR = discord.Colour(0xB31B1B)  # arXiv red
-SOURCE_NAMES = {
-    "arxiv": "arXiv",
-    "x": "X",
-    "bluesky": "Bluesky",
-    "hackernews": "Hacker News",
-    "huggingface": "Hugging Face",
-}
 DIGEST_ABSTRACT = 700
 PAPER_ABSTRACT = 1800
 
@@ -135,9 +129,16 @@ def digest_header(
     cats = ", ".join(f"`{c}`" for c in categories) if categories else "all categories"
     n = len(digest.papers)
     count = f"{n} paper{'s' if n != 1 else ''}"
-    return clip(
-        f"## 🔥 Hot Papers {day}\n{cats} · {count} ranked by reposts and likes", limits.CONTENT
-    )
+    return clip(f"## 🔥 Hot Papers {day}\n{cats} · {count} {ranked_by(digest)}", limits.CONTENT)
+
+
+def ranked_by(digest: Digest) -> str:
+    """What the ranking counted: reposts and likes when only X (or Bluesky) contributed, else
+    the sources by name, so a day carried by Hacker News is not credited to reposts."""
+    sources = {source for ranked in digest.papers for source in ranked.by_source}
+    if sources <= {"x", "bluesky"}:
+        return "ranked by reposts and likes"
+    return f"ranked by social attention on {source_list(sources)}"
 
 
 def compact_embed(

@@ -9,6 +9,7 @@ from typing import Any
 import discord
 
 from bot.core.models import Paper
+from bot.core.source_names import source_name
 from bot.core.taxonomy import ARCHIVES, CATEGORIES
 from bot.ui import limits
 from bot.ui.embeds import COLOR
@@ -150,13 +151,14 @@ def status_embed(status: Any) -> discord.Embed:
             last_text += f"\n{safe(last.error)}"
     embed.add_field(name="Last post", value=clip(last_text, limits.FIELD_VALUE), inline=True)
     lines = []
-    for name, run in sorted(status.sources.items()):
+    for key, run in sorted(status.sources.items()):
+        name = source_name(key)
         if run is None:
             lines.append(f"• {name}: not run yet")
         elif run.error:
             lines.append(f"• ❌ {name}: {safe(run.error)} ({_ts(run.finished_at, 'R')})")
         else:
-            unit = "announcements" if name == "arxiv feed" else "mentions"
+            unit = "announcements" if key == "arxiv feed" else "mentions"
             lines.append(f"• ✅ {name}: {run.mentions} {unit} ({_ts(run.finished_at, 'R')})")
     embed.add_field(
         name="Sources",

@@ -52,6 +52,13 @@ def missing_permissions(channel: discord.abc.GuildChannel, style: str) -> list[s
     return missing
 
 
+def _unreachable(exc: BaseException, doing: str) -> DeliveryUnavailableError:
+    """A network failure as a fixed sentence (it is stored and shown in ``/digest status``);
+    the exception itself goes to the log only."""
+    log.warning("connection to Discord lost while %s: %r", doing, exc)
+    return DeliveryUnavailableError("the connection to Discord was lost")
+
+
 def _translate(exc: discord.HTTPException, where: str) -> DeliveryError:
     if isinstance(exc, discord.NotFound):
         return ChannelGoneError(f"{where} no longer exists")
@@ -81,7 +88,7 @@ class DiscordPublisher:
             except discord.HTTPException as exc:
                 raise _translate(exc, f"channel {channel_id}") from exc
             except NETWORK_ERRORS as exc:
-                raise DeliveryUnavailableError(f"Discord unreachable ({exc!r})") from exc
+                raise _unreachable(exc, f"looking up channel {channel_id}") from exc
         if not isinstance(channel, discord.abc.Messageable):
             raise ChannelGoneError(f"channel {channel_id} is not a text channel")
         return channel
@@ -100,7 +107,7 @@ class DiscordPublisher:
             raise _translate(exc, f"channel {channel_id}") from exc
         except NETWORK_ERRORS as exc:
             # The message may or may not have been posted: a retry with the same nonce settles it.
-            raise DeliveryUnavailableError(f"connection to Discord lost ({exc!r})") from exc
+            raise _unreachable(exc, f"posting in {channel_id}") from exc
         return message.id
 
     async def send_header(
@@ -133,7 +140,7 @@ class DiscordPublisher:
             )
             return None
         except NETWORK_ERRORS as exc:
-            raise DeliveryUnavailableError(f"connection to Discord lost ({exc!r})") from exc
+            raise _unreachable(exc, f"opening a thread in {channel_id}") from exc
         return thread.id
 
     async def send_paper(

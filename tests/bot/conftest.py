@@ -80,6 +80,15 @@ class BotWorld:
         result = await self.harness.slash(*path, member=member or self.reader, **values)
         return result, await result.response(timeout=3.0)
 
+    async def reply(self, *path: str, member: FakeMember | None = None, **values: Any) -> Reply:
+        """Invoke a slash command and return what the member reads: the answer, or after a
+        defer (within 3 s) the first followup."""
+        result, callback = await self.run(*path, member=member, **values)
+        if not callback.deferred:
+            return Reply(callback.data, deferred=False)
+        (first, *_) = await result.followups(count=1, timeout=10.0)
+        return Reply(first, deferred=True)
+
     async def configure(
         self,
         *,
@@ -87,12 +96,22 @@ class BotWorld:
         post_time: str = "10:30",
         timezone: str = "UTC",
         categories: tuple[str, ...] = (),
+        set_up_at: dt.datetime | None = None,
         **options: Any,
     ) -> GuildConfig:
-        """Set the test guild's digest up through the service (the cogs are tested apart)."""
+        """Set the test guild's digest up through the service (the cogs are tested apart).
+
+        As of ``set_up_at``, by default a day ago: a server set up before today's slot, whose
+        digest the sweep owes. (Setting it up after the slot owes nothing until tomorrow.)
+        """
         gid = self.guild_id
-        await self.services.guilds.set_channel(gid, (channel or self.harness.channel).id)
-        await self.services.guilds.set_time(gid, post_time, timezone)
+        now = self.clock.now
+        self.clock.now = set_up_at or now - dt.timedelta(days=1)
+        try:
+            await self.services.guilds.set_channel(gid, (channel or self.harness.channel).id)
+            await self.services.guilds.set_time(gid, post_time, timezone)
+        finally:
+            self.clock.now = now
         for category in categories:
             await self.services.guilds.add_category(gid, category)
         if options:
@@ -145,6 +164,18 @@ async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIter
         await bot.tree.sync(guild=discord.Object(id=discord_harness.guild.id))
         yield BotWorld(discord_harness, world, rt, services, bot, clock, stack)
         services.stop_scheduler()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The message a member reads in answer to a command (``said(reply)`` gives its text)."""
+
+    data: dict[str, Any]
+    deferred: bool
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(int(self.data.get("flags") or 0) & 64)
 
 
 def said(message: Any) -> str:

@@ -39,10 +39,10 @@ async def test_an_empty_feed_is_named_in_status_and_in_the_empty_digest(botworld
     # 2020-12-23 is a Wednesday: an empty feed that day is an arXiv holiday, not a weekend.
     await botworld.configure(categories=("cs.LG",), threshold=100000, empty_day="message")
     await botworld.services.ingest()
-    _, cb = await botworld.run("digest", "status", member=botworld.reader)
+    cb = await botworld.reply("digest", "status", member=botworld.reader)
     assert cb.ephemeral
     assert "arXiv holiday" in said(cb)
-    assert "arxiv feed: 0 announcements" in said(cb)
+    assert "arXiv feed: 0 announcements" in said(cb)
 
     before = len(botworld.fake.messages(botworld.harness.channel))
     botworld.clock.now = dt.datetime(2020, 12, 24, 10, 30, tzinfo=dt.UTC)

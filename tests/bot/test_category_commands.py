@@ -141,3 +141,17 @@ async def test_members_without_manage_server_are_refused(botworld, sub):
     assert cb.ephemeral
     assert said(cb) == "⚠️ You need the **Manage Server** permission to do that."
     assert await botworld.services.guilds.categories(botworld.guild_id) == ["cs.LG"]
+
+
+async def test_top_autocompletes_categories_and_archives(botworld):
+    choices = await botworld.harness.autocomplete(
+        "category", "top", focused="name", value="cs.l", member=botworld.reader
+    )
+    values = [c["value"] for c in choices]
+    assert "cs.LG" in values
+    assert all(len(c["name"]) <= 100 for c in choices)
+    assert len(choices) <= 25
+    choices = await botworld.harness.autocomplete(
+        "category", "top", focused="name", value="", member=botworld.reader
+    )
+    assert 0 < len(choices) <= 25

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 import discord
 import pytest
@@ -185,3 +186,14 @@ def test_the_invite_asks_for_no_more_than_the_bot_uses():
     assert not perms.manage_guild
     assert not perms.mention_everyone
     assert perms <= discord.Permissions(MINIMAL)
+
+
+def test_the_readme_asks_for_exactly_the_invite_permissions():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## For server owners", 1)[1].split("### Command reference", 1)[0]
+    step = " ".join(section.split("2. **Invite the bot.**", 1)[1].split("3. ", 1)[0].split())
+    asked = step.split("the permissions the bot needs:", 1)[1].split(" (", 1)[0].rstrip(".")
+    named = {p.strip().lower() for p in asked.replace(" and ", ", ").split(",")}
+    aliases = {"read_messages": "view_channel"}  # discord.py's older name of the flag
+    granted = {aliases.get(n, n).replace("_", " ") for n, on in invite_permissions() if on}
+    assert named == granted

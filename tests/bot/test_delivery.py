@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.core.models import Mention
 from bot.fakes.discord import Permission
+from bot.launcher import Services
 from bot.ui.publisher import DiscordPublisher
 from tests.bot.conftest import buttons, said
 
@@ -203,7 +205,8 @@ async def test_a_crash_mid_digest_resumes_after_the_last_recorded_message(ready,
     assert record.status == "sending"
     assert len(record.message_ids) == 3  # the header and two papers
 
-    ready.clock.advance(minutes=2)  # the restart takes a little while
+    # The restart takes a while: past two minutes without a heartbeat, the digest is taken over.
+    ready.clock.advance(minutes=3)
     await ready.restart()
     await ready.services.sweep()
 
@@ -390,12 +393,22 @@ async def test_a_deleted_channel_pauses_the_guild_with_the_reason(ready, notify)
     config = await ready.services.guilds.config(ready.guild_id)
     assert config.paused
     assert config.pause_reason == f"digest channel deleted: channel {papers.id} no longer exists"
-    _, cb = await ready.run("digest", "status")
+    cb = await ready.reply("digest", "status")
     assert "Paused" in said(cb)
     assert "digest channel deleted" in said(cb)
     ready.clock.advance(minutes=10)
     await ready.services.sweep()  # a paused guild is not retried
     assert len(h.fake.requests_to("POST", f"/channels/{papers.id}/messages")) <= 1
+
+
+async def set_up(botworld, guild_id: int, channel_id: int) -> None:
+    """A second guild, set up yesterday for a compact digest at 10:30 UTC."""
+    now = botworld.clock.now
+    botworld.clock.now = now - dt.timedelta(days=1)
+    await botworld.services.guilds.set_channel(guild_id, channel_id)
+    await botworld.services.guilds.set_time(guild_id, "10:30", "UTC")
+    await botworld.services.guilds.set_options(guild_id, style="compact")
+    botworld.clock.now = now
 
 
 async def test_one_guilds_failure_does_not_stop_another(ready):
@@ -406,9 +419,7 @@ async def test_one_guilds_failure_does_not_stop_another(ready):
         lambda: ready.bot.get_channel(other_channel.id) is not None, 3.0, "GUILD_CREATE"
     )
     await ready.configure(post_time="10:30", style="compact")
-    await ready.services.guilds.set_channel(other.id, other_channel.id)
-    await ready.services.guilds.set_time(other.id, "10:30", "UTC")
-    await ready.services.guilds.set_options(other.id, style="compact")
+    await set_up(ready, other.id, other_channel.id)
     await h.fake.delete_channel(h.channel, notify=False)
     h.fake.fail_next("POST", f"/channels/{other_channel.id}/messages", 403)
     await ready.services.sweep()
@@ -427,9 +438,7 @@ async def test_one_guilds_rate_limit_does_not_hold_another_back(ready):
         lambda: ready.bot.get_channel(other_channel.id) is not None, 3.0, "GUILD_CREATE"
     )
     await ready.configure(post_time="10:30", style="compact")
-    await ready.services.guilds.set_channel(other.id, other_channel.id)
-    await ready.services.guilds.set_time(other.id, "10:30", "UTC")
-    await ready.services.guilds.set_options(other.id, style="compact")
+    await set_up(ready, other.id, other_channel.id)
     h.fake.fail_next("POST", f"/channels/{h.channel.id}/messages", 429, retry_after=0.3)
     await ready.services.sweep()
     order = [
@@ -477,8 +486,10 @@ async def test_a_paper_is_not_posted_again_within_the_cooldown(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="compact")
     await ready.services.sweep()
-    # The server moves to Kiritimati (UTC+14): at 10:50Z its local date is already the 24th.
-    await ready.services.guilds.set_time(ready.guild_id, "00:40", "Pacific/Kiritimati")
+    # The server moves to Kiritimati (UTC+14): at 10:50Z its local date is already the 24th,
+    # and its 00:55 there is 10:55Z.
+    await ready.services.guilds.set_time(ready.guild_id, "00:55", "Pacific/Kiritimati")
+    ready.clock.advance(minutes=10)
     await ready.services.sweep()
     first, second = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert first["content"].startswith("## 🔥 Hot Papers 2020-12-23")
@@ -507,7 +518,7 @@ async def test_an_empty_day_names_a_failing_source(botworld):
     await botworld.configure(post_time="10:30")
     await botworld.services.deliver_guild(botworld.guild_id)
     (message,) = h.fake.messages(h.channel)
-    assert message["content"].startswith("No hot papers today: x could not be reached")
+    assert message["content"].startswith("No hot papers today: X could not be reached")
 
 
 async def test_an_empty_weekend_day_says_so(ready):
@@ -525,3 +536,238 @@ async def test_a_silent_empty_day_posts_nothing(ready):
     assert message_posts(ready) == []
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.status == "empty"
+
+
+# -- no flood: a slot from before the guild could post is not owed ----------------------------
+
+
+async def test_setting_the_channel_after_todays_slot_posts_nothing_until_tomorrow(ready):
+    h = ready.harness
+    # 10:50Z; the default time is 09:00 UTC: today's slot passed before there was a channel.
+    _, cb = await ready.run("digest", "channel", member=ready.mod, options={"channel": h.channel})
+    assert said(cb).startswith("✅")
+    await ready.services.sweep()
+    ready.clock.advance(minutes=10)  # the next sweeps, within the grace period
+    await ready.services.sweep()
+    ready.clock.advance(hours=3)
+    await ready.services.sweep()
+    assert message_posts(ready) == []
+    assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23)) is None
+
+    ready.clock.now = dt.datetime(2020, 12, 24, 9, 0, tzinfo=dt.UTC)
+    await ready.services.sweep()
+    assert len(h.fake.messages(h.channel)) == 1  # tomorrow's digest (or its empty-day note)
+    assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 24)) is not None
+
+
+async def test_resuming_after_the_slot_posts_nothing_until_the_next_one(ready):
+    await ready.configure(post_time="10:30")
+    ready.clock.now = dt.datetime(2020, 12, 23, 10, 0, tzinfo=dt.UTC)
+    await ready.run("digest", "pause", member=ready.mod)
+    ready.clock.now = dt.datetime(2020, 12, 23, 10, 50, tzinfo=dt.UTC)
+    _, cb = await ready.run("digest", "resume", member=ready.mod)
+    assert said(cb).startswith("✅ The daily digest is back on")
+    await ready.services.sweep()
+    assert message_posts(ready) == []
+
+
+async def test_moving_the_time_before_now_posts_nothing_today(ready):
+    await ready.configure(post_time="18:00")
+    _, cb = await ready.run("digest", "time", member=ready.mod, time="10:30")
+    assert said(cb).startswith("✅ The digest goes out daily at **10:30**")
+    await ready.services.sweep()
+    assert message_posts(ready) == []
+
+
+async def test_a_failed_digest_is_retried_even_after_a_pause_and_resume(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="compact")
+    h.fake.fail_next("POST", "/channels/*/messages", 403)
+    await ready.services.deliver_guild(ready.guild_id)
+    day = dt.date(2020, 12, 23)
+    assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "failed"
+    await ready.run("digest", "pause", member=ready.mod)
+    ready.clock.advance(minutes=5)
+    await ready.run("digest", "resume", member=ready.mod)  # active again only from 10:55
+    await ready.services.sweep()
+    assert len(h.fake.messages(h.channel)) == 1
+    assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
+
+
+# -- threads the bot can't use ----------------------------------------------------------------
+
+
+async def bot_lacks(botworld, channel, deny: int, attr: str) -> None:
+    await botworld.fake.restrict_bot(channel, deny=deny)
+    await botworld.fake.wait_until(
+        lambda: (
+            not getattr(
+                botworld.bot.get_channel(channel.id).permissions_for(
+                    botworld.bot.get_guild(botworld.guild_id).me
+                ),
+                attr,
+            )
+        ),
+        3.0,
+        "CHANNEL_UPDATE",
+    )
+
+
+@pytest.mark.parametrize(
+    ("deny", "attr"),
+    [
+        (Permission.SEND_MESSAGES_IN_THREADS, "send_messages_in_threads"),
+        (Permission.READ_MESSAGE_HISTORY, "read_message_history"),
+    ],
+)
+async def test_without_a_thread_permission_no_thread_is_opened(ready, deny, attr):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    await bot_lacks(ready, h.channel, deny, attr)
+    await ready.services.deliver_guild(ready.guild_id)
+    assert h.fake.requests_to("POST", "/channels/*/messages/*/threads") == []
+    assert not any(c.is_thread for c in h.world.channels.values())
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert messages[0]["content"] == HEADER
+    assert posted_ids(messages[1:]) == RANKED
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert (record.status, record.attempts) == ("sent", 1)
+
+
+async def test_a_thread_that_refuses_the_papers_sends_them_to_the_channel(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    h.fake.fail_next("POST", "/channels/*/messages", 403, skip=1)  # the first paper, in the thread
+    await ready.services.deliver_guild(ready.guild_id)
+    header, *papers = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert header["content"] == HEADER
+    assert posted_ids(papers) == RANKED
+    assert h.fake.messages(int(header["id"])) == []
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert (record.status, record.attempts, len(record.message_ids)) == ("sent", 1, 6)
+
+
+async def test_a_deleted_thread_is_not_a_deleted_channel(ready, monkeypatch):
+    h = ready.harness
+    await ready.configure(post_time="10:30")
+    real = DiscordPublisher.open_thread
+
+    async def open_then_lose(self, channel_id, message_id, name):
+        thread_id = await real(self, channel_id, message_id, name)
+        await h.fake.delete_channel(h.world.channels[thread_id])  # a moderator deletes it
+        return thread_id
+
+    monkeypatch.setattr(DiscordPublisher, "open_thread", open_then_lose)
+    await ready.services.deliver_guild(ready.guild_id)
+    config = await ready.services.guilds.config(ready.guild_id)
+    assert not config.paused
+    header, *papers = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert header["content"] == HEADER
+    assert posted_ids(papers) == RANKED
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "sent"
+
+
+# -- one sender per digest --------------------------------------------------------------------
+
+
+@pytest.fixture
+async def held_once(ready, monkeypatch):
+    """The first paper message waits for the test (a long 429 wait, say); later ones don't."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+    real = DiscordPublisher.send_paper
+
+    async def slow_first(self, *args, **kwargs):
+        if not entered.is_set():
+            entered.set()
+            await gate.wait()
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiscordPublisher, "send_paper", slow_first)
+    ready.gate, ready.entered = gate, entered
+    return ready
+
+
+async def test_a_sweep_during_a_long_wait_does_not_send_the_digest_again(held_once):
+    w = held_once
+    await w.configure(post_time="10:30", style="channel")
+    sending = asyncio.create_task(w.services.deliver_guild(w.guild_id))
+    await asyncio.wait_for(w.entered.wait(), 3)
+    w.clock.advance(minutes=15)  # longer than a claim stays fresh without a heartbeat
+    await w.services.sweep()
+    w.gate.set()
+    await asyncio.wait_for(sending, 5)
+    assert len(message_posts(w)) == 6
+    record = await w.rt.digest_log.get(w.guild_id, dt.date(2020, 12, 23))
+    assert (record.status, record.attempts) == ("sent", 1)
+
+
+async def test_an_overlapping_deploy_leaves_a_live_send_alone(held_once):
+    w = held_once
+    await w.configure(post_time="10:30", style="channel")
+    old = w.services
+    old.delivery.heartbeat_seconds = 0.01
+    sending = asyncio.create_task(old.deliver_guild(w.guild_id))
+    await asyncio.wait_for(w.entered.wait(), 3)
+    day = dt.date(2020, 12, 23)
+    w.clock.advance(minutes=15)
+
+    async def beaten():
+        record = await w.rt.digest_log.get(w.guild_id, day)
+        return record.heartbeat_at == w.clock.now
+
+    await eventually(beaten)  # the old process is alive and says so
+    old.delivery.heartbeat_seconds = 3600
+    await asyncio.sleep(0.05)  # (the next beat is an hour away)
+    w.clock.advance(seconds=30)
+    new = Services.build(w.rt)  # the new process starts while the old one still sends
+    new.client = w.bot
+    await new.sweep()
+    w.gate.set()
+    await asyncio.wait_for(sending, 5)
+    assert len(message_posts(w)) == 6
+    record = await w.rt.digest_log.get(w.guild_id, day)
+    assert (record.status, record.attempts) == ("sent", 1)
+
+
+# -- what members read ------------------------------------------------------------------------
+
+
+async def test_a_lost_connection_is_stored_as_a_sentence_not_an_exception(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages")
+    await ready.services.deliver_guild(ready.guild_id)
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.error == "Discord unavailable: the connection to Discord was lost"
+    cb = await ready.reply("digest", "status")
+    assert "the connection to Discord was lost" in said(cb)
+    assert "Error(" not in said(cb)
+
+
+async def test_the_header_names_the_sources_when_not_only_x_counted(ready):
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel", top=1)
+    ranked = await ready.services.delivery.build(
+        await ready.services.guilds.config(ready.guild_id), ready.clock.now
+    )
+    top = ranked.papers[0]
+    # The top paper was also on Hacker News.
+    await ready.rt.mentions.upsert(
+        [
+            Mention(
+                source="hackernews",
+                post_id="hn1",
+                url="https://news.ycombinator.com/item?id=1",
+                author="someone",
+                text=top.paper.title,
+                created_at=ready.clock.now - dt.timedelta(hours=1),
+                arxiv_ids=(top.paper.arxiv_id,),
+                metrics={"points": 40, "comments": 3},
+            )
+        ],
+        ready.clock.now,
+    )
+    await ready.services.deliver_guild(ready.guild_id)
+    header = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))[0]
+    assert header["content"].endswith("1 paper ranked by social attention on Hacker News and X")

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from bot.fakes.discord import Permission
-from tests.bot.conftest import said
+from tests.bot.conftest import buttons, said
 
 MODERATOR_COMMANDS = [
     ("channel", {}),
@@ -129,7 +129,7 @@ async def test_moving_the_time_later_after_todays_post_announces_tomorrow(botwor
     # Today's digest is out: the next one is tomorrow's, not today's 18:00.
     nxt = int(dt.datetime(2020, 12, 24, 18, 0, tzinfo=dt.UTC).timestamp())
     assert said(cb).endswith(f"next: <t:{nxt}:f>.")
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     assert f"Next post: <t:{nxt}:f>" in said(cb)
 
 
@@ -184,7 +184,7 @@ async def test_zone_autocomplete(botworld):
 
 
 async def test_settings_are_stored_and_shown(botworld):
-    _, cb = await botworld.run(
+    cb = await botworld.reply(
         "digest",
         "settings",
         member=botworld.mod,
@@ -205,7 +205,7 @@ async def test_settings_are_stored_and_shown(botworld):
 
 
 async def test_settings_without_options_shows_the_current_ones(botworld):
-    _, cb = await botworld.run("digest", "settings", member=botworld.mod)
+    cb = await botworld.reply("digest", "settings", member=botworld.mod)
     assert "threshold: 50 (default)" in said(cb)
 
 
@@ -213,13 +213,13 @@ async def test_settings_without_options_shows_the_current_ones(botworld):
 
 
 async def test_status_of_a_new_server(botworld):
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     assert cb.ephemeral
     text = said(cb)
     assert "Channel: not set — use `/digest channel`" in text
     assert "Next post: —" in text
     assert "Last post: never" in text
-    for source in ("x", "hackernews", "huggingface"):
+    for source in ("X", "Hacker News", "Hugging Face"):
         assert f"{source}: not run yet" in text
     assert "No channel is set yet" in text
 
@@ -228,26 +228,26 @@ async def test_status_shows_next_and_last_post_and_the_sources(botworld):
     await botworld.ingest_reference_day()
     await botworld.configure(post_time="10:30")
     await botworld.services.deliver_guild(botworld.guild_id)
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     text = said(cb)
     nxt = int(dt.datetime(2020, 12, 24, 10, 30, tzinfo=dt.UTC).timestamp())
     assert f"Next post: <t:{nxt}:f>" in text
     assert "Last post: 2020-12-23 — ✅ sent, 5 papers" in text
-    assert "✅ x: 16 mentions" in text
-    assert "✅ hackernews: 0 mentions" in text
+    assert "✅ X: 16 mentions" in text
+    assert "✅ Hacker News: 0 mentions" in text
 
 
 async def test_status_explains_a_weekend(botworld):
     botworld.clock.now = dt.datetime(2020, 12, 25, 12, 0, tzinfo=dt.UTC)  # a Friday
     await botworld.configure(post_time="09:00")
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     assert "The next post falls on a weekend" in said(cb)
 
 
 async def test_status_explains_nothing_above_the_threshold(botworld):
     await botworld.ingest_reference_day()
     await botworld.configure(threshold=100_000)
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     text = said(cb)
     assert "no paper in this server's categories reaches the threshold (100000)" in text
     assert "the digest would be a short message" in text
@@ -257,10 +257,10 @@ async def test_status_explains_a_failing_source(botworld):
     botworld.world.x.fail_next(503, times=10)
     await botworld.ingest_reference_day()
     await botworld.configure()
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     text = said(cb)
-    assert "❌ x:" in text
-    assert "x is failing" in text
+    assert "❌ X:" in text
+    assert "X is failing" in text
     assert "the ranking is incomplete" in text
 
 
@@ -277,7 +277,7 @@ async def test_status_explains_missing_permissions(botworld):
         3.0,
         "CHANNEL_UPDATE",
     )
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     text = said(cb)
     assert "In the digest channel I'm missing Embed Links: nothing can be posted." in text
 
@@ -287,7 +287,7 @@ async def test_status_shows_a_failed_digest(botworld):
     await botworld.configure(post_time="10:30")
     botworld.fake.fail_next("POST", "/channels/*/messages", 403)
     await botworld.services.deliver_guild(botworld.guild_id)
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     text = said(cb)
     assert "Last post: 2020-12-23 — ❌ failed" in text
     assert "missing permissions" in text
@@ -303,7 +303,7 @@ async def test_pause_and_resume(botworld):
     assert "paused" in said(cb)
     config = await botworld.services.guilds.config(botworld.guild_id)
     assert config.paused
-    _, cb = await botworld.run("digest", "status")
+    cb = await botworld.reply("digest", "status")
     assert "⏸️ **Paused**: paused by a moderator" in said(cb)
     assert "Next post: —" in said(cb)
 
@@ -328,21 +328,24 @@ async def test_preview_is_exactly_what_would_be_posted(botworld, style):
     result, cb = await botworld.run("digest", "preview", member=botworld.mod)
     assert cb.deferred
     assert cb.ephemeral
-    shown = await result.followups(count=1)
-    await botworld.fake.wait_until(lambda: len(result.followup_messages) >= 1, 3.0, "preview")
+    # The post's messages: compact is one; the others a header, then one message per paper.
+    count = 1 if style == "compact" else 4
+    shown = await result.followups(count=count)
+    assert len(shown) == count
     assert all(m["flags"] & 64 for m in shown)
     h = botworld.harness
     assert h.fake.messages(h.channel) == []  # a preview posts nothing publicly
 
     await botworld.services.deliver_guild(botworld.guild_id)
-    posted = h.fake.messages(h.channel)
+    posted = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     if style == "thread":
         thread_id = int(posted[0]["id"])
-        posted += h.fake.messages(thread_id)
-    preview_embeds = [e for m in result.followup_messages for e in m["embeds"]]
-    posted_embeds = [e for m in posted for e in m["embeds"]]
-    assert preview_embeds == posted_embeds
-    assert result.followup_messages[0]["content"] == posted[0]["content"]
+        posted += sorted(h.fake.messages(thread_id), key=lambda m: int(m["id"]))
+    assert len(result.followup_messages) == len(posted)
+    for previewed, real in zip(result.followup_messages, posted, strict=True):
+        assert previewed["content"] == real["content"]
+        assert previewed["embeds"] == real["embeds"]
+        assert buttons(previewed) == buttons(real)  # the paper's link buttons too
 
 
 async def test_preview_of_an_empty_day(botworld):
@@ -376,6 +379,6 @@ async def test_moderator_commands_refuse_other_members(botworld, sub, values):
 
 
 async def test_status_is_open_to_every_member(botworld):
-    _, cb = await botworld.run("digest", "status", member=botworld.reader)
+    cb = await botworld.reply("digest", "status", member=botworld.reader)
     assert cb.ephemeral
     assert "Daily digest status" in said(cb)

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from bot.core.models import Mention, Window
+from bot.core.models import Mention, Paper, Window
 
 DEADLINE = 3.0
 
@@ -120,12 +120,15 @@ async def test_commands_answer_while_an_ingestion_writes_thousands_of_mentions(b
     await asyncio.wait_for(running, 60)
 
 
-@pytest.mark.parametrize("command", [("hot",), ("digest", "preview")])
+@pytest.mark.parametrize(
+    "command",
+    [("hot",), ("digest", "preview"), ("digest", "status"), ("digest", "settings")],
+)
 async def test_slow_work_is_deferred_before_the_deadline(botworld, command):
     """A command whose work takes longer than 3 s still acknowledges in time."""
     slow = asyncio.Event()
     services = botworld.services
-    real_hot, real_preview = services.hot, services.preview
+    real_hot, real_preview, real_status = services.hot, services.preview, services.status
 
     async def slow_hot(*args, **kwargs):
         await slow.wait()
@@ -135,8 +138,13 @@ async def test_slow_work_is_deferred_before_the_deadline(botworld, command):
         await slow.wait()
         return await real_preview(*args, **kwargs)
 
+    async def slow_status(*args, **kwargs):
+        await slow.wait()
+        return await real_status(*args, **kwargs)
+
     services.hot = slow_hot  # type: ignore[method-assign]
     services.preview = slow_preview  # type: ignore[method-assign]
+    services.status = slow_status  # type: ignore[method-assign]
     result = await botworld.harness.slash(*command, member=botworld.mod)
     callback = await result.response(timeout=DEADLINE)
     assert callback.deferred
@@ -144,3 +152,90 @@ async def test_slow_work_is_deferred_before_the_deadline(botworld, command):
     slow.set()
     (message,) = await result.followups(count=1)
     assert message
+
+
+async def busy_day(botworld, mentions: int = 20_000, papers: int = 2_000) -> list[str]:
+    """A realistic busy day: ``mentions`` posts over the last 24 h linking ``papers`` papers
+    (a few papers are very popular, most barely shared); returns the paper ids, best first."""
+    now = botworld.clock.now
+    ids = [f"2012.{20000 + i:05d}" for i in range(papers)]
+    await botworld.rt.papers.upsert(
+        [
+            Paper(
+                arxiv_id=arxiv_id,
+                title=f"A busy paper number {n}",
+                abstract="An abstract long enough to look like one. " * 12,
+                authors=("Ada Lovelace", "Alan Turing"),
+                primary_category="cs.LG",
+                categories=("cs.LG", "stat.ML"),
+                published=now - dt.timedelta(days=1),
+                updated=now - dt.timedelta(days=1),
+            )
+            for n, arxiv_id in enumerate(ids)
+        ],
+        now,
+    )
+    await botworld.rt.mentions.upsert(
+        [
+            Mention(
+                source="x",
+                post_id=f"busy{i}",
+                url=f"https://x.com/someone/status/{i}",
+                author=f"author{i % 997}",
+                text="new paper " * 20,
+                created_at=now - dt.timedelta(seconds=1 + i * 86_000 // mentions),
+                arxiv_ids=(ids[int(papers * (i / mentions) ** 3) % papers],),
+                metrics={"reposts": i % 13, "likes": i % 41},
+            )
+            for i in range(mentions)
+        ],
+        now,
+    )
+    return ids
+
+
+async def test_commands_answer_in_time_on_a_busy_day(botworld, monkeypatch):
+    ids = await busy_day(botworld)
+    await botworld.configure(post_time="10:30")
+    mentions = botworld.rt.mentions
+    whole_window = mentions.in_window
+
+    async def not_for_paper(*args, **kwargs):
+        raise AssertionError("/paper loaded every mention of the week to score one paper")
+
+    h, mod = botworld.harness, botworld.mod
+    for path, values in [
+        (("digest", "status"), {}),
+        (("digest", "settings"), {"top": 5, "member": mod}),
+        (("paper",), {"query": ids[0]}),
+        (("hot",), {}),
+        (("hot",), {"days": 7}),
+    ]:
+        spy = not_for_paper if path == ("paper",) else whole_window
+        monkeypatch.setattr(mentions, "in_window", spy)
+        result = await h.slash(*path, member=values.pop("member", botworld.reader), **values)
+        callback = await result.response(timeout=DEADLINE)
+        assert callback.elapsed < DEADLINE, path
+        if path[0] == "digest":
+            assert callback.deferred, path  # the ranking runs after the acknowledgement
+        if callback.deferred:
+            (answer, *_) = await result.followups(count=1, timeout=30.0)
+            (embed, *_) = answer["embeds"]
+            assert not embed.get("description", "").startswith("⚠️"), path
+            if path == ("paper",):
+                assert embed["title"] == "A busy paper number 0"
+                assert any(f["name"] == "Score" for f in embed["fields"])
+    monkeypatch.setattr(mentions, "in_window", whole_window)
+
+
+async def test_one_papers_score_is_the_one_the_full_ranking_gives(botworld):
+    await botworld.ingest_reference_day()
+    services = botworld.services
+    now = botworld.clock.now
+    week = await services.rt.digests.build(
+        Window(now - dt.timedelta(days=7), now), threshold=0, top_n=None
+    )
+    assert week.papers
+    for ranked in week.papers:
+        assert await services.paper_score(ranked.paper.arxiv_id) == ranked
+    assert await services.paper_score("2012.99999") is None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import zoneinfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.core.errors import StorageError
 from bot.scheduling import INGEST_JOB, SWEEP_JOB, Scheduler, digest_job_id
 from bot.settings import DigestSettings, SchedulerSettings
 from bot.storage.guilds import GuildConfig
@@ -182,3 +184,15 @@ async def test_services_rebuild_the_jobs_from_the_database(botworld):
     finally:
         services.stop_scheduler()
     assert not services.scheduler.running
+
+
+async def test_a_scheduler_that_cannot_start_says_so_in_the_log(botworld, caplog, monkeypatch):
+    async def database_down():
+        raise StorageError("database is locked")
+
+    monkeypatch.setattr(botworld.rt.guilds, "active", database_down)
+    botworld.services.start_scheduler(botworld.bot)
+    # The start runs in a task nobody awaits: its failure must be logged, not left in it.
+    await asyncio.gather(*botworld.services._tasks)
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage().startswith("could not start the scheduler")

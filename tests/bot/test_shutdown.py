@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 
 import pytest
 
@@ -65,7 +66,7 @@ async def test_drain_gives_up_after_its_timeout_and_the_digest_resumes_later(hel
     assert len(record.message_ids) == 1
 
     held.gate.set()
-    held.clock.advance(minutes=1)
+    held.clock.advance(minutes=3)  # no heartbeat for more than two minutes: it died
     await held.restart()
     await held.services.sweep()
     record = await held.rt.digest_log.get(held.guild_id, DAY)
@@ -99,3 +100,34 @@ async def test_drain_from_inside_a_tracked_task_does_not_wait_for_itself(botworl
     task = asyncio.get_running_loop().create_task(close_like_a_signal_handler())
     services._track(task)
     await asyncio.wait_for(finished.wait(), 1)
+
+
+class HeldSource:
+    """A source stuck on a slow service: its collect waits until cancelled."""
+
+    def __init__(self, inner) -> None:
+        self.name = inner.name
+        self.requests = 0
+        self.entered = asyncio.Event()
+
+    async def collect(self, window):
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+async def test_closing_the_bot_stops_an_ingestion_before_resources_close(botworld, caplog):
+    ingest = botworld.rt.ingest
+    held = HeldSource(ingest.sources[0])
+    ingest.sources[0] = held
+    # The scheduler's ingestion job, as APScheduler runs it.
+    job = asyncio.create_task(botworld.services.ingest())
+    await asyncio.wait_for(held.entered.wait(), 3)
+    caplog.set_level(logging.INFO)
+    await asyncio.wait_for(botworld.harness.stop_client(botworld.bot), 10)
+    # Stopped by close, before the database and the HTTP session close under it...
+    assert job.done()
+    assert job.exception() is None  # ...and ended cleanly: APScheduler logs no traceback
+    assert not ingest.running
+    stopped = [r for r in caplog.records if r.getMessage() == "ingestion stopped for shutdown"]
+    assert [r.levelno for r in stopped] == [logging.INFO]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pkgutil
 import re
+from types import SimpleNamespace
 
 import discord
+import pytest
 from discord import app_commands
 
 import cogs
-from bot.client import COGS, HotPapersBot, intents
+from bot.client import COGS, HotPapersBot, intents, require_manage_guild
 from bot.settings import Settings
 
 
@@ -96,6 +98,24 @@ async def test_moderator_commands_carry_the_runtime_check():
     await bot.close()
 
 
+@pytest.mark.parametrize(
+    ("granted", "allowed"),
+    [
+        ({"manage_guild": True}, True),
+        ({"administrator": True}, True),
+        ({"manage_channels": True, "manage_messages": True}, False),
+        ({}, False),
+    ],
+)
+def test_the_runtime_check_wants_manage_server_or_administrator(granted, allowed):
+    interaction = SimpleNamespace(guild_id=1, permissions=discord.Permissions(**granted))
+    if allowed:
+        assert require_manage_guild(interaction)
+    else:
+        with pytest.raises(app_commands.MissingPermissions):
+            require_manage_guild(interaction)
+
+
 def test_the_bot_wants_guild_events_only():
     wanted = intents()
     assert wanted.value == discord.Intents(guilds=True).value
@@ -135,7 +155,8 @@ async def test_no_message_the_bot_sends_can_ping(botworld):
     ]:
         result, callback = await botworld.run(*path, **values)
         if callback.deferred:
-            await result.followups(count=1)
+            # The preview is the post's messages: a header and 4 papers.
+            await result.followups(count=5 if path == ("digest", "preview") else 1)
     await botworld.services.deliver_guild(botworld.guild_id)
     fake = botworld.fake
     sent = [
@@ -148,7 +169,7 @@ async def test_no_message_the_bot_sends_can_ping(botworld):
             or (r.path.endswith("/callback") and r.body.get("type") == 4)
         )
     ]
-    assert len(sent) == 12  # 7 answers and followups, a header and 4 papers
+    assert len(sent) == 16  # 11 answers and followups, a header and 4 papers
     for request in sent:
         body = (
             request.body.get("data", request.body) if "/callback" in request.path else request.body

@@ -186,10 +186,47 @@ async def test_recently_posted(repo: DigestRepository) -> None:
     later = T0 + dt.timedelta(days=6)
     await repo.record_papers(new.id, GUILD, ["2503.00003", "2503.00002"], later)
     await repo.record_papers(new.id, GUILD, ["2503.00003", "2503.00002"], later)  # resumed
+    await repo.finish(old.id, "sent", paper_count=2, now=T0)
+    await repo.finish(new.id, "sent", paper_count=2, now=later)
     assert await repo.recently_posted(GUILD, T0) == {"2503.00001", "2503.00002", "2503.00003"}
     assert await repo.recently_posted(GUILD, T0 + MINUTE) == {"2503.00002", "2503.00003"}
     assert await repo.recently_posted(GUILD, later + MINUTE) == set()
     assert await repo.recently_posted(GUILD + 1, T0) == set()
+
+
+async def test_recently_posted_counts_only_digests_members_saw(repo: DigestRepository) -> None:
+    async def digest(offset: int, arxiv_id: str, *, message: bool, status: str | None) -> None:
+        record = await repo.begin(GUILD, DAY + dt.timedelta(days=offset), now=T0)
+        assert record is not None
+        await repo.record_papers(record.id, GUILD, [arxiv_id], T0)
+        if message:
+            await repo.add_message(record.id, 100 + offset, now=T0)
+        if status is not None:
+            await repo.finish(record.id, status, now=T0)
+
+    await digest(0, "2503.00001", message=True, status="sent")
+    await digest(1, "2503.00002", message=False, status="failed")  # refused before posting
+    await digest(2, "2503.00003", message=True, status="failed")  # posted in part, then failed
+    await digest(3, "2503.00004", message=False, status=None)  # planned, still being sent
+    assert await repo.recently_posted(GUILD, T0) == {"2503.00001", "2503.00003"}
+
+
+async def test_a_restart_leaves_alone_a_send_that_is_still_beating(
+    db: Database, repo: DigestRepository
+) -> None:
+    """An overlapping deploy: the old process still sends (it beat 30 s ago) when the new one
+    starts; only two minutes of silence make the digest the new process's to resume."""
+    record = await repo.begin(GUILD, DAY, now=T0)
+    assert record is not None
+    await repo.heartbeat(record.id, now=T0 + 10 * MINUTE)
+    started = T0 + 10 * MINUTE + dt.timedelta(seconds=30)
+    new = DigestRepository(db)
+    assert await new.release_abandoned(started, now=started) == 0
+    assert await new.begin(GUILD, DAY, now=started) is None
+    assert await new.release_abandoned(started, now=started + 2 * MINUTE) == 1
+    resumed = await new.begin(GUILD, DAY, now=started + 2 * MINUTE)
+    assert resumed is not None
+    assert resumed.attempts == 2
 
 
 async def test_planned_papers_come_back_in_rank_order(repo: DigestRepository) -> None:

@@ -12,12 +12,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, func, inspect, select, text
 
 from bot.core.errors import ConfigError, StorageError
 from bot.storage.engine import Database, alembic_config, head_revision
 from bot.storage.engine import open as open_database
-from bot.storage.tables import metadata
+from bot.storage.guilds import GuildRepository
+from bot.storage.tables import digests, guild_categories, guilds, metadata
 
 MEMORY = "sqlite+aiosqlite:///:memory:"
 FTS_TABLES = {"papers_fts", "papers_title_fts"}
@@ -205,3 +206,55 @@ async def test_write_rolls_back_on_error(db: Database) -> None:
         await insert_guild_then_fail(db)
     async with db.read() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM guilds"))).scalar_one() == 0
+
+
+async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(tmp_path: Path) -> None:
+    """Upgrade a 0001 database holding a guild, its category and a digest; then downgrade. The
+    SQLite table rebuild of the downgrade must not cascade into the rows that reference it."""
+    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", migrate=False) as db:
+        await db.upgrade("0001")
+        stamp = {"at": "2025-01-01T00:00:00.000000+00:00"}
+        async with db.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO guilds (guild_id, channel_id, created_at, updated_at) "
+                    "VALUES (1, 10, :at, :at)"
+                ),
+                stamp,
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO guild_categories (guild_id, category, added_at) "
+                    "VALUES (1, 'cs.LG', :at)"
+                ),
+                stamp,
+            )
+            await conn.execute(
+                text("INSERT INTO digests (guild_id, digest_date) VALUES (1, '2025-01-01')")
+            )
+
+        async def columns() -> set[str]:
+            async with db.read() as conn:
+                return await conn.run_sync(
+                    lambda c: {col["name"] for col in inspect(c).get_columns("guilds")}
+                )
+
+        async def counts() -> list[int]:
+            async with db.read() as conn:
+                return [
+                    (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                    for table in (guilds, guild_categories, digests)
+                ]
+
+        await db.upgrade("0002")
+        assert "active_since" in await columns()
+        config = await GuildRepository(db).get(1)
+        assert config is not None
+        assert (config.channel_id, config.categories, config.active_since) == (10, ("cs.LG",), None)
+        assert await counts() == [1, 1, 1]
+
+        await db.downgrade("0001")
+        assert "active_since" not in await columns()
+        assert await counts() == [1, 1, 1]
+        await db.upgrade()
+        await db.check_schema()

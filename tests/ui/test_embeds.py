@@ -184,3 +184,36 @@ def test_autocomplete_choices_respect_limits():
             assert len(str(c.value)) <= 100
     assert category_choices("cs.l")[0].value.startswith("cs.L")
     assert timezone_choices("europe/par")[0].value == "Europe/Paris"
+
+
+def test_the_header_says_what_the_ranking_counted():
+    paper = Paper(
+        arxiv_id="2012.11552",
+        title="A paper",
+        abstract="An abstract.",
+        authors=("Ada Lovelace",),
+        primary_category="cs.LG",
+        categories=("cs.LG",),
+        published=WHEN,
+        updated=WHEN,
+    )
+
+    def header(*by_source: dict[str, dict[str, int]]) -> str:
+        digest = Digest(
+            day=WHEN.date(),
+            window=Window.for_day(WHEN.date()),
+            categories=(),
+            papers=tuple(RankedPaper(paper, 60.0, sources, (), WHEN) for sources in by_source),
+            generated_at=WHEN,
+            threshold=50,
+        )
+        return digest_header(digest, []).splitlines()[1]
+
+    x_only = {"x": {"reposts": 10, "likes": 50}}
+    assert header(x_only) == "all categories · 1 paper ranked by reposts and likes"
+    assert header(x_only, {"huggingface": {"upvotes": 70}}) == (
+        "all categories · 2 papers ranked by social attention on Hugging Face and X"
+    )
+    assert header({"hackernews": {"points": 90}}) == (
+        "all categories · 1 paper ranked by social attention on Hacker News"
+    )
