@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,33 +112,7 @@ class MentionRepository:
         ]
         if sources is not None:
             conditions.append(mentions.c.source.in_(list(sources)))
-        # The newest snapshot per mention: a MAX over the (mention_id, fetched_at) primary key,
-        # i.e. one index probe per mention, correlated inside the join.
-        earlier = mention_metrics.alias("snapshots")
-        latest = (
-            select(func.max(earlier.c.fetched_at))
-            .where(earlier.c.mention_id == mentions.c.id)
-            .correlate(mentions)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(
-                mentions,
-                mention_metrics.c.fetched_at.label("metrics_at"),
-                *(mention_metrics.c[name] for name in METRIC_COLUMNS),
-            )
-            .select_from(
-                mentions.outerjoin(
-                    mention_metrics,
-                    and_(
-                        mention_metrics.c.mention_id == mentions.c.id,
-                        mention_metrics.c.fetched_at == latest,
-                    ),
-                )
-            )
-            .where(*conditions)
-            .order_by(mentions.c.created_at, mentions.c.id)
-        )
+        stmt = _with_latest_metrics(*conditions)
         links_stmt = (
             select(mention_papers.c.mention_id, mention_papers.c.arxiv_id)
             .join(mentions, mentions.c.id == mention_papers.c.mention_id)
@@ -153,13 +127,7 @@ class MentionRepository:
             links: dict[int, list[str]] = {}
             for mention_id, arxiv_id in link_rows:
                 links.setdefault(mention_id, []).append(arxiv_id)
-            return [
-                StoredMention(
-                    mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
-                    fetched_at=row.metrics_at or row.first_seen_at,
-                )
-                for row in rows
-            ]
+            return _stored(rows, links)
 
         # A busy day is tens of thousands of rows: turning them into objects (and parsing their
         # timestamps) off the event loop keeps interactions and heartbeats flowing meanwhile.
@@ -224,34 +192,10 @@ class MentionRepository:
         :meth:`in_window` (latest metrics, every link): all one paper's score needs, found
         through the ``mention_papers.arxiv_id`` index instead of loading the whole window."""
         linking = select(mention_papers.c.mention_id).where(mention_papers.c.arxiv_id == arxiv_id)
-        earlier = mention_metrics.alias("snapshots")
-        latest = (
-            select(func.max(earlier.c.fetched_at))
-            .where(earlier.c.mention_id == mentions.c.id)
-            .correlate(mentions)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(
-                mentions,
-                mention_metrics.c.fetched_at.label("metrics_at"),
-                *(mention_metrics.c[name] for name in METRIC_COLUMNS),
-            )
-            .select_from(
-                mentions.outerjoin(
-                    mention_metrics,
-                    and_(
-                        mention_metrics.c.mention_id == mentions.c.id,
-                        mention_metrics.c.fetched_at == latest,
-                    ),
-                )
-            )
-            .where(
-                mentions.c.id.in_(linking),
-                mentions.c.created_at >= window.start,
-                mentions.c.created_at < window.end,
-            )
-            .order_by(mentions.c.created_at, mentions.c.id)
+        stmt = _with_latest_metrics(
+            mentions.c.id.in_(linking),
+            mentions.c.created_at >= window.start,
+            mentions.c.created_at < window.end,
         )
         links: dict[int, list[str]] = {}
         async with self._db.read() as conn:
@@ -264,13 +208,48 @@ class MentionRepository:
                 )
                 for mention_id, linked in result:
                     links.setdefault(mention_id, []).append(linked)
-        return [
-            StoredMention(
-                mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
-                fetched_at=row.metrics_at or row.first_seen_at,
+        return _stored(rows, links)
+
+
+def _with_latest_metrics(*conditions: Any) -> Any:
+    """Mentions matching ``conditions``, oldest first, each joined to its newest snapshot."""
+    # The newest snapshot per mention: a MAX over the (mention_id, fetched_at) primary key,
+    # i.e. one index probe per mention, correlated inside the join.
+    earlier = mention_metrics.alias("snapshots")
+    latest = (
+        select(func.max(earlier.c.fetched_at))
+        .where(earlier.c.mention_id == mentions.c.id)
+        .correlate(mentions)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            mentions,
+            mention_metrics.c.fetched_at.label("metrics_at"),
+            *(mention_metrics.c[name] for name in METRIC_COLUMNS),
+        )
+        .select_from(
+            mentions.outerjoin(
+                mention_metrics,
+                and_(
+                    mention_metrics.c.mention_id == mentions.c.id,
+                    mention_metrics.c.fetched_at == latest,
+                ),
             )
-            for row in rows
-        ]
+        )
+        .where(*conditions)
+        .order_by(mentions.c.created_at, mentions.c.id)
+    )
+
+
+def _stored(rows: Iterable[Any], links: Mapping[int, list[str]]) -> list[StoredMention]:
+    return [
+        StoredMention(
+            mention=_mention_from_row(row, tuple(links.get(row.id, ())), _metrics(row)),
+            fetched_at=row.metrics_at or row.first_seen_at,
+        )
+        for row in rows
+    ]
 
 
 def _mention_row(mention: Mention, fetched_at: dt.datetime) -> dict[str, Any]:
