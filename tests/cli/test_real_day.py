@@ -219,8 +219,7 @@ async def test_errors_after_io_are_one_line_too(tmp_path):
 
 async def test_the_hotpapers_script_runs_the_same_day(tmp_path, reference_post):
     script = Path(sys.executable).with_name("hotpapers")
-    if not script.is_file():
-        pytest.skip(f"no `hotpapers` console script beside {sys.executable}")
+    assert script.is_file(), f"no `hotpapers` console script beside {sys.executable}"
     async with serve_reference_day(tmp_path) as fakes:
         fetch = await run_cli(
             *("fetch", "--since", DAY, "--until", "2020-12-23"),

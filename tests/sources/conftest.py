@@ -34,9 +34,9 @@ class RecordingSleep:
 
 @pytest.fixture
 def real_fixtures() -> Path:
-    """The real recorded responses (``shared/fixtures/real``); skips when they are absent."""
+    """The real recorded responses (``shared/fixtures/real``); the test fails without them."""
     if not REAL_FIXTURES.is_dir():
-        pytest.skip(f"real fixtures not found at {REAL_FIXTURES}")
+        pytest.fail(f"real fixtures not found at {REAL_FIXTURES}; set HOTPAPERS_SHARED")
     return REAL_FIXTURES
 
 

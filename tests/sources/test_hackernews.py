@@ -24,7 +24,7 @@ DAY = Window.for_day(dt.date(2026, 3, 9))
 T0 = DAY.start
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "hn_algolia"
 DATA = Path(__file__).resolve().parents[1] / "data" / "sources"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="shared real fixtures not present")
+needs_real = pytest.mark.usefixtures("shared")  # fails, never skips, without ../shared
 SEARCH = "/api/v1/search_by_date"
 
 

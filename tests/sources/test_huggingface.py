@@ -27,7 +27,7 @@ REAL_FILE = (
     / "shared/fixtures/real/hf_papers/deep-diver_paper-reviewer_daily_papers_2024-10-25.json"
 )
 DATA = Path(__file__).resolve().parents[1] / "data" / "sources"
-needs_real = pytest.mark.skipif(not REAL_FILE.is_file(), reason="shared real fixtures not present")
+needs_real = pytest.mark.usefixtures("shared")  # fails, never skips, without ../shared
 OCT25 = Window.for_day(dt.date(2024, 10, 25))
 DAY = Window.for_day(dt.date(2026, 3, 9))
 PATH = "/api/daily_papers"

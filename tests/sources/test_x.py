@@ -26,7 +26,7 @@ NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAsekrit%2Ftoken%3D0123456789"
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "x_api"
 DATA = Path(__file__).resolve().parents[1] / "data" / "sources"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="shared real fixtures not present")
+needs_real = pytest.mark.usefixtures("shared")  # fails, never skips, without ../shared
 DAY = Window(NOW - dt.timedelta(days=1), NOW - dt.timedelta(minutes=5))
 EMPTY_PAGE = b'{"meta":{"result_count":0}}'
 
