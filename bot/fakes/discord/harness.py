@@ -11,6 +11,10 @@ Usage (the fixture in ``tests/fakes/conftest.py`` does the ``async with`` for yo
         callback = await result.response()    # type, data, elapsed, ephemeral ...
         choices = await h.autocomplete("paper", focused="query", value="attention")
 
+A client in another process (``hotpapers run`` pointed at ``h.fake.api_base`` and
+``h.fake.gateway_url`` with ``h.token``) is waited for with ``await h.wait_connected()``; the
+slash/autocomplete helpers then reach it the same way.
+
 Pointing discord.py at the fake is two assignments, which production code makes from the
 settings ``discord.api_base`` / ``discord.gateway_url``::
 
@@ -165,6 +169,30 @@ class DiscordHarness:
             task.result()
             raise AssertionError("the client stopped before it was ready")
         raise AssertionError(f"client not ready after {timeout} s")
+
+    async def wait_connected(
+        self,
+        *,
+        sessions: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a bounded wait is the test API
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
+        """For a client the harness can't see (another process, e.g. ``hotpapers run``): waits,
+        from the fake's side only, until ``sessions`` gateway sessions identified and were sent
+        READY and their GUILD_CREATEs. An interaction sent after reaches the client after them.
+
+        ``alive`` (e.g. ``lambda: proc.returncode is None``) turning false fails at once, so a
+        client that crashed at start fails the wait without waiting out ``timeout``.
+        """
+        fake = self.fake
+        await fake.wait_until(
+            lambda: fake.ready_sessions >= sessions or (alive is not None and not alive()),
+            timeout,
+            f"{sessions} gateway session(s) READY (have {fake.ready_sessions}, "
+            f"{len(fake.identifies)} IDENTIFY)",
+        )
+        if fake.ready_sessions < sessions:
+            raise AssertionError("the client stopped before its gateway session was READY")
 
     async def stop_client(self, client: discord.Client, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a bounded wait is the test API
         """Close the client (websocket and HTTP session) and reap its task."""

@@ -266,6 +266,7 @@ class _Session:
     shard: tuple[int, int]
     seq: int = 0
     ws: web.WebSocketResponse | None = None
+    ready: bool = False  # READY and the GUILD_CREATEs have been sent
     history: collections.deque[tuple[int, str]] = field(
         default_factory=lambda: collections.deque(maxlen=_HISTORY_MAX)
     )
@@ -596,6 +597,14 @@ class FakeDiscord:
         """How many sessions currently have an open socket."""
         return sum(1 for s in self._sessions.values() if s.ws is not None and not s.ws.closed)
 
+    @property
+    def ready_sessions(self) -> int:
+        """How many sessions have an open socket and were sent READY and their GUILD_CREATEs
+        (an interaction dispatched now reaches their client after those)."""
+        return sum(
+            1 for s in self._sessions.values() if s.ready and s.ws is not None and not s.ws.closed
+        )
+
     async def disconnect_clients(self, code: int = 4000, *, invalidate: bool = False) -> int:
         """Close every gateway socket with ``code`` (4000 = resumable). ``invalidate`` drops
         the sessions first so the client's RESUME gets op 9 and it re-IDENTIFYs."""
@@ -688,6 +697,7 @@ class FakeDiscord:
                 frame = json.dumps({"op": 0, "t": event, "s": session.seq, "d": body})
                 session.history.append((session.seq, frame))
                 await self._send(ws, frame)
+            session.ready = True
         log.debug(
             "fake discord: session %s identified with intents %s", session.id, session.intents
         )
