@@ -333,9 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hotpapers: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the last resort: one line, the details in the log
-        log.debug("unexpected error", exc_info=True)
+        # The traceback goes to the log at ERROR for `run` (a service: its log is what an
+        # operator reads after a crash) and with -v. A one-shot command logs at WARNING to the
+        # same stderr as its one line, so without -v it gets no traceback: the line says how.
+        if args.command == "run" or args.verbose:
+            log.exception("hotpapers %s crashed", args.command)
+            hint = "the traceback is in the log above"
+        else:
+            hint = "run with -v for details"
         print(
-            f"hotpapers: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)",
+            f"hotpapers: error: unexpected {type(exc).__name__}: {exc} ({hint})",
             file=sys.stderr,
         )
         return EXIT_FAILURE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -41,7 +42,8 @@ def user_message(error: Exception) -> str:
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command works in servers only."
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: try again in {error.retry_after:.0f}s."
+        # Rounded up: "try again in 0s" would be refused again.
+        return f"Slow down: try again in {max(1, math.ceil(error.retry_after))}s."
     if isinstance(error, app_commands.BotMissingPermissions):
         missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
         return f"I'm missing the {missing} permission here."
@@ -102,6 +104,8 @@ async def send_error(interaction: discord.Interaction[Any], text: str) -> None:
     embed = error_embed(text)
     try:
         if interaction.type is discord.InteractionType.autocomplete:
+            # Reached: discord.py's tree sends a stale command's autocomplete here as
+            # CommandNotFound, and an autocomplete can only be answered with choices.
             if not interaction.response.is_done():
                 await interaction.response.autocomplete([])
             return

@@ -16,7 +16,7 @@ import yarl
 
 from bot.core.errors import ConfigError, UserFacingError
 from bot.core.models import Digest, RankedPaper, Window
-from bot.core.ranking import Observation, rank
+from bot.core.ranking import Observation, score_papers
 from bot.core.schedule import local_date
 from bot.runtime import Runtime, open_runtime
 from bot.scheduling import Scheduler, digest_job_id
@@ -29,7 +29,9 @@ from bot.storage.guilds import GuildConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
-SWEEP_CONCURRENCY = 4  # digests the sweep posts at once (each to its own channel's bucket)
+# Digests posted at once, by the daily jobs and the sweep together (each goes to its own
+# channel's rate-limit bucket, but each also ranks a day and holds a database connection).
+DELIVERY_CONCURRENCY = 4
 
 
 def invite_permissions() -> discord.Permissions:
@@ -79,6 +81,10 @@ class Services:
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
     # Guilds whose digest this process is posting now: a sweep or a second job skips them.
     _delivering: set[int] = field(default_factory=set)
+    # Every guild's job fires at 09:00 UTC by default: they take turns, a few at a time.
+    _delivery_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    )
     _ingesting: asyncio.Task[None] | None = None
     _recovered: bool = False
 
@@ -127,11 +133,11 @@ class Services:
         if not stored:
             return None
         papers = await self.rt.papers.get_many([arxiv_id])
-        ranked = rank(
+        ranked = score_papers(
             (Observation(s.mention, s.fetched_at) for s in stored),
             papers,
             window=window,
-            rules=self.rt.digests.rules(threshold=0, top_n=None),
+            rules=self.rt.digests.rules(),
         )
         return next((r for r in ranked if r.paper.arxiv_id == arxiv_id), None)
 
@@ -262,6 +268,10 @@ class Services:
         await asyncio.shield(task)
 
     async def _deliver_guild(self, guild_id: int) -> None:
+        async with self._delivery_slots:
+            await self._deliver_guild_now(guild_id)
+
+    async def _deliver_guild_now(self, guild_id: int) -> None:
         if self.client is None:
             return
         from bot.ui.publisher import DiscordPublisher
@@ -284,18 +294,20 @@ class Services:
             log.exception("digest job of guild %s crashed", guild_id)
 
     async def sweep(self) -> None:
-        """Post digests missed while the bot was down or that failed, within the grace period."""
-        if not self._recovered:
-            await self.recover()
-        due = await self.delivery.due()
-        # Side by side: one guild waiting out a long rate limit must not hold the others back.
-        slots = asyncio.Semaphore(SWEEP_CONCURRENCY)
+        """Post digests missed while the bot was down or that failed, within the grace period.
 
-        async def deliver(guild_id: int) -> None:
-            async with slots:
-                await self.deliver_guild(guild_id)
-
-        await asyncio.gather(*(deliver(config.guild_id) for config, _day in due))
+        Never raises: at start it runs as a bare task, where an exception would only surface
+        as "Task exception was never retrieved"; the next sweep (every 10 minutes) tries again.
+        """
+        try:
+            if not self._recovered:
+                await self.recover()
+            due = await self.delivery.due()
+            # Side by side (a few at a time, see deliver_guild): one guild waiting out a long
+            # rate limit must not hold the others back.
+            await asyncio.gather(*(self.deliver_guild(config.guild_id) for config, _day in due))
+        except Exception:
+            log.exception("digest sweep failed: the next one tries again")
 
     async def recover(self) -> None:
         """Make digests a dead process left half-sent resumable now, not after they go stale.
@@ -410,9 +422,14 @@ async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
                     "Discord rejected DISCORD_TOKEN (401): check the bot token"
                 ) from None
             except discord.Forbidden:
+                if args.guild:
+                    raise UserFacingError(
+                        f"Discord refused the sync to guild {args.guild}: is the bot in that "
+                        "server with the applications.commands scope?"
+                    ) from None
                 raise UserFacingError(
-                    f"Discord refused the sync to guild {args.guild}: is the bot in that server "
-                    "with the applications.commands scope?"
+                    "Discord refused the global sync (403): check that the token belongs to "
+                    "this application's bot"
                 ) from None
     names = ", ".join(sorted(f"/{c.name}" for c in synced))
     print(f"synced {len(synced)} commands to {where}: {names}")

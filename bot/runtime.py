@@ -136,6 +136,9 @@ async def open_runtime(
             mentions = MentionRepository(db)
             runs = RunRepository(db)
             sources = tuple(build_sources(settings, session, clock, sleep))
+            digests = DigestService(
+                papers=papers, mentions=mentions, runs=runs, ranking=settings.ranking, clock=clock
+            )
             yield Runtime(
                 settings=settings,
                 clock=clock,
@@ -155,14 +158,9 @@ async def open_runtime(
                     mentions=mentions,
                     runs=runs,
                     clock=clock,
+                    on_stored=digests.invalidate,
                 ),
-                digests=DigestService(
-                    papers=papers,
-                    mentions=mentions,
-                    runs=runs,
-                    ranking=settings.ranking,
-                    clock=clock,
-                ),
+                digests=digests,
                 paper_lookup=PaperService(papers=papers, arxiv=arxiv, clock=clock),
             )
     finally:

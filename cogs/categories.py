@@ -13,6 +13,7 @@ from bot.core.taxonomy import validate_category
 from bot.ui import autocomplete as ac
 from bot.ui.embeds import compact_embed
 from bot.ui.messages import categories_embed, category_label, ok_embed
+from cogs.papers import RANKING_COOLDOWN
 
 if TYPE_CHECKING:
     from bot.client import HotPapersBot
@@ -83,6 +84,7 @@ class Categories(
         return ac.own_category_choices(cats, current)
 
     @app_commands.command(name="top")
+    @app_commands.checks.cooldown(*RANKING_COOLDOWN)
     @app_commands.describe(
         name="An arXiv category or archive", days="How many days back (1-7, default 1)"
     )

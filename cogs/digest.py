@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.client import HotPapersBot
 
 Interaction = discord.Interaction["HotPapersBot"]
+STATUS_COOLDOWN = (3, 30.0)  # (uses, seconds) per server
 
 
 @app_commands.guild_only()
@@ -158,6 +159,8 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
             await interaction.followup.send(embed=embed, view=view, ephemeral=True)
 
     @app_commands.command(name="status")
+    # Per server: every member may ask, and each answer ranks the day.
+    @app_commands.checks.cooldown(*STATUS_COOLDOWN, key=lambda i: i.guild_id)
     async def status(self, interaction: Interaction) -> None:
         """The digest's settings, next and last post, and the health of each source."""
         assert interaction.guild_id is not None

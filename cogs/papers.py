@@ -14,12 +14,16 @@ from bot.core.taxonomy import validate_category
 from bot.services.papers import looks_like_id
 from bot.ui import autocomplete as ac
 from bot.ui.embeds import compact_embed, paper_embed, paper_links
+from bot.ui.limits import fit_embeds
 from bot.ui.messages import others_embed
 
 if TYPE_CHECKING:
     from bot.client import HotPapersBot
 
 Interaction = discord.Interaction["HotPapersBot"]
+# (uses, seconds) per member.
+PAPER_COOLDOWN = (3, 30.0)
+RANKING_COOLDOWN = (5, 30.0)
 
 
 def refuse_malformed(query: str) -> None:
@@ -40,6 +44,8 @@ class Papers(commands.Cog):
 
     @app_commands.command(name="paper")
     @app_commands.describe(query="An arXiv id (2106.14108), an arXiv URL, or words from the title")
+    # Per member: a title search may ask arXiv, which allows the whole bot one request per 3 s.
+    @app_commands.checks.cooldown(*PAPER_COOLDOWN)
     async def paper(self, interaction: Interaction, query: app_commands.Range[str, 1, 300]) -> None:
         """Show a paper by arXiv id, URL or title words."""
         refuse_malformed(query)
@@ -50,7 +56,7 @@ class Papers(commands.Cog):
         embeds = [paper_embed(best, ranked=score, abstract_limit=1800)]
         if others:
             embeds.append(others_embed(others))
-        await interaction.followup.send(embeds=embeds, view=paper_links(best))
+        await interaction.followup.send(embeds=fit_embeds(embeds), view=paper_links(best))
 
     @paper.autocomplete("query")
     async def paper_autocomplete(
@@ -60,6 +66,7 @@ class Papers(commands.Cog):
         return ac.paper_choices(pairs)
 
     @app_commands.command(name="hot")
+    @app_commands.checks.cooldown(*RANKING_COOLDOWN)
     @app_commands.describe(
         category="One arXiv category or archive (default: this server's categories)",
         days="How many days back to count (1-7, default 1)",

@@ -83,28 +83,66 @@ class SourceError(HotPapersError):
 
     ``message`` names the source (``"hackernews: answer is not JSON"``) so that it reads on its
     own in a log or a CLI error line; ``detail`` is the same text without that prefix, for
-    places that already show the source's name beside it (summaries, run records).
+    places that already show the source's name beside it (summaries, run records). Both may
+    quote the service's answer: they are for operators. ``kind`` is a fixed word for the class
+    of failure (see :data:`FAILURE_KINDS`), stored beside the detail, from which members are
+    told what went wrong without seeing any of the service's text.
     """
 
-    def __init__(self, source: str, message: str) -> None:
+    kind = "failed"
+
+    def __init__(self, source: str, message: str, *, kind: str | None = None) -> None:
         self.source = source
         self.detail = message
+        if kind is not None:
+            self.kind = kind
         super().__init__(f"{source}: {message}")
 
 
 class SourceUnavailableError(SourceError):
     """Timeouts, 5xx or 429 answers outlasted the retries."""
 
+    kind = "unreachable"
+
 
 class MalformedResponseError(SourceError):
     """The service answered with something that could not be parsed."""
+
+    kind = "malformed"
 
 
 class ArxivApiError(SourceError):
     """arXiv answered with an error entry instead of papers."""
 
+    kind = "refused"
+
     def __init__(self, message: str) -> None:
         super().__init__("arxiv", message)
+
+
+# A source failure's kind → what members read after the source's name ("X timed out").
+FAILURE_KINDS = {
+    "failed": "is failing",
+    "unreachable": "could not be reached",
+    "timeout": "timed out",
+    "malformed": "sent a malformed answer",
+    "refused": "answered with an error",
+}
+
+
+def http_kind(status: int) -> str:
+    """The kind of a failure that is an HTTP status (``"http 503"``)."""
+    return f"http {status}"
+
+
+def failure_phrase(kind: str | None) -> str:
+    """What members are told about a source failure of ``kind``: a fixed phrase, never text
+    that came from the service (an unknown or missing kind is the generic one)."""
+    if kind is not None and kind.startswith("http "):
+        status = kind.removeprefix("http ")
+        if len(status) == 3 and status.isdigit():
+            return f"answered HTTP {status}"
+    return FAILURE_KINDS.get(kind or "failed", FAILURE_KINDS["failed"])
 
 
 class DeliveryError(HotPapersError):

@@ -22,6 +22,7 @@ from bot.core.errors import (
     DeliveryError,
     DeliveryUnavailableError,
     MissingPermissionsError,
+    failure_phrase,
 )
 from bot.core.models import Digest, RankedPaper, Window
 from bot.core.schedule import local_date, next_post_time, parse_post_time
@@ -163,13 +164,11 @@ class DeliveryService:
 
     # --- what -------------------------------------------------------------------------------
 
-    async def build(
-        self, config: GuildConfig, now: dt.datetime, *, exclude_recent: bool = True
-    ) -> Digest:
+    async def build(self, config: GuildConfig, now: dt.datetime) -> Digest:
         """The digest this guild would get at ``now``: the last 24 hours, its categories,
         its threshold and size, without papers it was shown recently."""
         exclude: set[str] = set()
-        if exclude_recent and self.settings.repost_cooldown_days:
+        if self.settings.repost_cooldown_days:
             since = now - dt.timedelta(days=self.settings.repost_cooldown_days)
             exclude = await self.log.recently_posted(config.guild_id, since)
         window = Window(now - dt.timedelta(days=1), now)
@@ -244,10 +243,15 @@ class DeliveryService:
                 if stop.is_set():
                     return
                 try:
-                    await self.log.heartbeat(record.id, now=self.clock())
+                    alive = await self.log.heartbeat(record.id, now=self.clock())
                 except Exception:
-                    # Finished meanwhile, or the database hiccuped: the send goes on regardless.
+                    # The database hiccuped: the send goes on regardless.
                     log.warning("digest %s: heartbeat failed", record.id, exc_info=True)
+                    continue
+                if not alive:
+                    # Finished in the instant before this beat: the normal end of a race.
+                    log.debug("digest %s: finished, heartbeat stopped", record.id)
+                    return
 
         task = asyncio.get_running_loop().create_task(beat(), name=f"heartbeat:{record.id}")
         try:
@@ -353,11 +357,11 @@ class DeliveryService:
     async def _planned_digest(
         self, config: GuildConfig, record: DigestRecord, now: dt.datetime, planned: list[str]
     ) -> Digest:
-        """The papers an interrupted digest had planned, in the same order, freshly scored."""
-        start = min(record.started_at or now, now) - dt.timedelta(days=1)
-        window = Window(start, max(now, start + dt.timedelta(seconds=1)))
-        scored = await self.digests.build(window, threshold=0, top_n=None)
-        by_id = {r.paper.arxiv_id: r for r in scored.papers}
+        """The papers an interrupted digest had planned, in the same order, scored afresh over
+        the last day: each from the uncut ranking (not a cut top N of every category, which
+        a guild's planned paper may be outside), 0 if nobody mentions it any more."""
+        window = Window(now - dt.timedelta(days=1), now)
+        by_id = {r.paper.arxiv_id: r for r in await self.digests.score(window)}
         papers = await self.digests.papers.get_many(planned)
         ranked = [
             by_id.get(pid) or RankedPaper(papers[pid], 0.0, {}, ())
@@ -415,8 +419,10 @@ class DeliveryService:
             notes.append(f"The last digest failed: {last.error}.")
         for name, run in sources.items():
             if run is not None and run.error:
+                # The kind, never the recorded error: that may quote the service's answer.
                 notes.append(
-                    f"{source_name(name)} is failing ({run.error}): the ranking is incomplete."
+                    f"{source_name(name)} {failure_phrase(run.error_kind)}: "
+                    "the ranking is incomplete."
                 )
         if not sources:
             notes.append("No popularity source is enabled on this bot.")

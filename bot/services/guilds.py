@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from bot.core.errors import UserFacingError
-from bot.core.schedule import next_post_time, parse_post_time, validate_timezone
+from bot.core.schedule import parse_post_time, validate_timezone
 from bot.core.taxonomy import validate_category
 from bot.storage.guilds import GuildConfig, GuildRepository
 
@@ -20,7 +20,8 @@ CHANNEL_GONE_REASON = "digest channel deleted"
 
 
 class GuildService:
-    """Validates and stores what moderators configure; reports when the next post is due."""
+    """Validates and stores what moderators configure (when the next post is due is
+    ``DeliveryService.next_post``: it knows which digests are done)."""
 
     def __init__(self, guilds: GuildRepository, clock: Clock) -> None:
         self.guilds = guilds
@@ -115,8 +116,3 @@ class GuildService:
 
     async def categories(self, guild_id: int) -> list[str]:
         return await self.guilds.categories(guild_id)
-
-    def next_post(self, config: GuildConfig, now: dt.datetime | None = None) -> dt.datetime:
-        return next_post_time(
-            now or self.clock(), parse_post_time(config.post_time), config.timezone
-        )

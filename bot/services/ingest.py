@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from bot.core.errors import SourceError
+from bot.core.errors import ArxivApiError, SourceError
 from bot.core.models import Announcement, AnnounceType, Mention, Paper, Window
 from bot.sources.arxiv import ArxivClient
 from bot.sources.base import PopularitySource
@@ -116,6 +116,7 @@ class IngestService:
         mentions: MentionRepository,
         runs: RunRepository,
         clock: Clock,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.arxiv = arxiv
@@ -123,6 +124,8 @@ class IngestService:
         self.mentions = mentions
         self.runs = runs
         self.clock = clock
+        # Called when a run ends (whatever it stored): cached rankings are stale from then.
+        self.on_stored = on_stored
         self._lock = asyncio.Lock()
         # Sources are collected concurrently, but their results are written one at a time: one
         # writer never waits on another (SQLite has one write lock, and an in-memory database
@@ -147,12 +150,16 @@ class IngestService:
         """
         say = progress or (lambda _msg: None)
         async with self._lock:
-            results = await asyncio.gather(
-                *(self._collect(source, window, say) for source in self.sources)
-            )
-            summaries = tuple(results)
-            feed = await self._announcements(sorted(set(categories)), window, say)
-            resolved, missing, arxiv_error = await self._resolve(say)
+            try:
+                results = await asyncio.gather(
+                    *(self._collect(source, window, say) for source in self.sources)
+                )
+                summaries = tuple(results)
+                feed = await self._announcements(sorted(set(categories)), window, say)
+                resolved, missing, arxiv_error = await self._resolve(say)
+            finally:
+                if self.on_stored is not None:
+                    self.on_stored()
         failures = tuple(f"{s.source}: {s.error}" for s in summaries if s.error)
         if feed is not None and feed.error:
             failures += (f"arxiv feed: {feed.error}",)
@@ -174,7 +181,9 @@ class IngestService:
         except SourceError as exc:
             log.warning("arXiv feed for %s failed: %s", joined, exc.message)
             summary = FeedSummary(tuple(categories), error=_error_text(exc, self.arxiv.name))
+            error_kind = exc.kind
         else:
+            error_kind = ArxivApiError.kind  # the feed's own error entry
             if feed.error:
                 summary = FeedSummary(tuple(categories), error=feed.error)
             else:
@@ -206,6 +215,7 @@ class IngestService:
                 summary.new + summary.cross + summary.replaced,
                 1,
                 summary.error,
+                error_kind,
             )
         say(f"arxiv feed {joined}: {summary.describe()}")
         return summary
@@ -220,13 +230,14 @@ class IngestService:
         before = source.requests
         mentions: list[Mention] = []
         error: str | None = None
+        error_kind: str | None = None
         try:
             mentions = await source.collect(window)
         except SourceError as exc:
-            error = _error_text(exc, source.name)
+            error, error_kind = _error_text(exc, source.name), exc.kind
             log.warning("source %s failed: %s", source.name, error)
         except Exception as exc:  # a bug in one source must not take the others down
-            error = f"unexpected {type(exc).__name__}"
+            error, error_kind = f"unexpected {type(exc).__name__}", SourceError.kind
             log.exception("source %s crashed", source.name)
         fetched_at = self.clock()
         requests = source.requests - before
@@ -234,7 +245,7 @@ class IngestService:
             if mentions:
                 await self.mentions.upsert(mentions, fetched_at)
             await self.runs.record(
-                source.name, window, started, fetched_at, len(mentions), requests, error
+                source.name, window, started, fetched_at, len(mentions), requests, error, error_kind
             )
         papers = len({i for m in mentions for i in m.arxiv_ids})
         say(

@@ -22,7 +22,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from bot.core.errors import MalformedResponseError, SourceUnavailableError
+from bot.core.errors import MalformedResponseError, SourceUnavailableError, http_kind
 from bot.settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -169,11 +169,15 @@ class HttpClient:
                         return await self._once(url, params, headers, ok_statuses, retry_after_hint)
         except RetryableStatusError as exc:
             raise SourceUnavailableError(
-                self.source, f"HTTP {exc.status} after {self.settings.retries + 1} attempts"
+                self.source,
+                f"HTTP {exc.status} after {self.settings.retries + 1} attempts",
+                kind=http_kind(exc.status),
             ) from None
         except TimeoutError:
             raise SourceUnavailableError(
-                self.source, f"timed out after {self.settings.retries + 1} attempts"
+                self.source,
+                f"timed out after {self.settings.retries + 1} attempts",
+                kind="timeout",
             ) from None
         except aiohttp.ClientConnectionError as exc:
             raise SourceUnavailableError(
@@ -212,5 +216,7 @@ class HttpClient:
                 raise RetryableStatusError(resp.status, retry_after, str(resp.url))
             detail = body[:120].decode("utf-8", "replace").strip()
             raise SourceUnavailableError(
-                self.source, f"HTTP {resp.status} from {resp.url.host}: {detail}"
+                self.source,
+                f"HTTP {resp.status} from {resp.url.host}: {detail}",
+                kind=http_kind(resp.status),
             )

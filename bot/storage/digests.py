@@ -219,16 +219,16 @@ class DigestRepository:
             log.warning("%d digests were left half-sent by a previous run", result.rowcount)
         return int(result.rowcount)
 
-    async def heartbeat(self, digest_id: int, *, now: dt.datetime | None = None) -> None:
-        """Tell others this send is alive (for long work between messages)."""
+    async def heartbeat(self, digest_id: int, *, now: dt.datetime | None = None) -> bool:
+        """Tell others this send is alive (for long work between messages). False when the
+        digest is no longer being sent (finished meanwhile): nothing left to keep alive."""
         async with self._db.write() as conn:
             result = await conn.execute(
                 update(digests)
                 .where(digests.c.id == digest_id, digests.c.status == "sending")
                 .values(heartbeat_at=self._now(now))
             )
-        if not result.rowcount:
-            raise StorageError(f"no digest {digest_id} being sent")
+        return bool(result.rowcount)
 
     async def finish(
         self,

@@ -27,6 +27,8 @@ class SourceRun:
     mentions: int
     requests: int
     error: str | None = None
+    # The failure's kind (bot.core.errors.FAILURE_KINDS), safe to show; ``error`` is not.
+    error_kind: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -52,9 +54,11 @@ class RunRepository:
         mentions: int,
         requests: int,
         error: str | None = None,
+        error_kind: str | None = None,
     ) -> SourceRun:
         started_at = aware(started_at, "started_at")
         finished_at = aware(finished_at, "finished_at")
+        error_kind = error_kind if error is not None else None
         values = {
             "source": source,
             "window_start": aware(window.start, "window.start"),
@@ -64,6 +68,7 @@ class RunRepository:
             "mentions": mentions,
             "requests": requests,
             "error": error,
+            "error_kind": error_kind,
         }
         async with self._db.write() as conn:
             result = await conn.execute(
@@ -79,6 +84,7 @@ class RunRepository:
             mentions=mentions,
             requests=requests,
             error=error,
+            error_kind=error_kind,
         )
 
     async def latest_by_source(
@@ -122,4 +128,5 @@ def _run_from_row(row: Row[Any]) -> SourceRun:
         mentions=row.mentions,
         requests=row.requests,
         error=row.error,
+        error_kind=row.error_kind,
     )

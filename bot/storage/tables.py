@@ -160,6 +160,8 @@ source_runs = Table(
     Column("mentions", Integer, nullable=False, server_default=text("0")),
     Column("requests", Integer, nullable=False, server_default=text("0")),
     Column("error", Text),
+    # A fixed word for the class of failure (bot.core.errors.FAILURE_KINDS): what members see.
+    Column("error_kind", String(32)),
     Index(None, "source", "started_at"),
 )
 

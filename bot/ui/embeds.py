@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 import discord
@@ -121,11 +120,9 @@ def paper_links(paper: Paper) -> discord.ui.View:
     return view
 
 
-def digest_header(
-    digest: Digest, categories: Sequence[str], *, local_day: dt.date | None = None
-) -> str:
+def digest_header(digest: Digest, categories: Sequence[str]) -> str:
     """The message that opens a daily post."""
-    day = (local_day or digest.day).isoformat()
+    day = digest.day.isoformat()
     cats = ", ".join(f"`{c}`" for c in categories) if categories else "all categories"
     n = len(digest.papers)
     count = f"{n} paper{'s' if n != 1 else ''}"
@@ -164,7 +161,8 @@ def compact_embed(
         colour=COLOR,
     )
     embed.set_footer(
-        text=clip(f"{cats} · score = reposts + likes (+ weighted HN points, HF upvotes)", 300)
+        # The weights are configuration: the footer names no formula, /about shows the one in use.
+        text=clip(f"{cats} · ranked by weighted social attention — /about explains", 300)
     )
     return embed
 

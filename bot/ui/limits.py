@@ -30,14 +30,12 @@ def embed_size(embed: discord.Embed) -> int:
 def fit_embeds(embeds: list[discord.Embed]) -> list[discord.Embed]:
     """At most 10 embeds and 6000 characters in all: shorten descriptions, then drop the tail."""
     embeds = embeds[:EMBEDS_PER_MESSAGE]
-    while embeds and sum(len(e) for e in embeds) > EMBED_TOTAL:
+    while embeds and sum(embed_size(e) for e in embeds) > EMBED_TOTAL:
         biggest = max(embeds, key=lambda e: len(e.description or ""))
         desc = biggest.description or ""
-        excess = sum(len(e) for e in embeds) - EMBED_TOTAL
+        excess = sum(embed_size(e) for e in embeds) - EMBED_TOTAL
         if len(desc) > 40:
-            keep = max(20, len(desc) - excess - 1)
-
-            biggest.description = clip(desc, keep)
+            biggest.description = clip(desc, max(20, len(desc) - excess - 1))
         else:
             embeds.pop()
     return embeds

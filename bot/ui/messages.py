@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import discord
 
+from bot.core.errors import failure_phrase
 from bot.core.models import Paper
 from bot.core.source_names import source_name
 from bot.core.taxonomy import ARCHIVES, CATEGORIES
 from bot.ui import limits
 from bot.ui.embeds import COLOR
 from bot.ui.text import clip, link_text, safe, safe_url
+
+if TYPE_CHECKING:
+    from bot.services.delivery import GuildStatus
 
 GENERIC_ERROR = "Something went wrong on our side. It has been logged; please try again later."
 ERROR_COLOR = discord.Colour(0xE67E22)
@@ -101,7 +105,7 @@ def _ts(moment: dt.datetime | None, style: str = "f") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>" if moment else "—"
 
 
-def status_embed(status: Any) -> discord.Embed:
+def status_embed(status: GuildStatus) -> discord.Embed:
     """``/digest status``: settings, next and last post, sources, and why anything is off."""
     cfg = status.config
     channel = f"<#{cfg.channel_id}>" if cfg.channel_id else "not set — use `/digest channel`"
@@ -156,7 +160,9 @@ def status_embed(status: Any) -> discord.Embed:
         if run is None:
             lines.append(f"• {name}: not run yet")
         elif run.error:
-            lines.append(f"• ❌ {name}: {safe(run.error)} ({_ts(run.finished_at, 'R')})")
+            # A fixed phrase: the recorded error is for operators (it may quote the service).
+            phrase = failure_phrase(run.error_kind)
+            lines.append(f"• ❌ {name}: {phrase} ({_ts(run.finished_at, 'R')})")
         else:
             unit = "announcements" if key == "arxiv feed" else "mentions"
             lines.append(f"• ✅ {name}: {run.mentions} {unit} ({_ts(run.finished_at, 'R')})")

@@ -197,3 +197,14 @@ def test_the_readme_asks_for_exactly_the_invite_permissions():
     aliases = {"read_messages": "view_channel"}  # discord.py's older name of the flag
     granted = {aliases.get(n, n).replace("_", " ") for n, on in invite_permissions() if on}
     assert named == granted
+
+
+async def test_a_refused_global_sync_does_not_name_a_guild(pointed, cli, monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", pointed.token)
+    pointed.fake.fail_next("PUT", "/applications/*/commands", 403)
+    result = await cli("sync")
+    assert result.code != 0
+    assert result.err.count("\n") == 1
+    assert "guild" not in result.err
+    assert "None" not in result.err
+    assert result.err.startswith("hotpapers: error: Discord refused the global sync")

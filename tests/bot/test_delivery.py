@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
 
+from bot.core.errors import StorageError
 from bot.core.models import Mention
 from bot.fakes.discord import Permission
 from bot.launcher import Services
 from bot.ui.publisher import DiscordPublisher
 from tests.bot.conftest import buttons, said
+from tests.storage.factories import make_mention, make_paper
 
 RANKED = ["2012.11552", "2012.11538", "2012.11547", "2012.11233", "2012.11145"]
 HEADER = "## 🔥 Hot Papers 2020-12-23\nall categories · 5 papers ranked by reposts and likes"
@@ -768,6 +771,180 @@ async def test_the_header_names_the_sources_when_not_only_x_counted(ready):
         ],
         ready.clock.now,
     )
+    ready.rt.digests.invalidate()  # stored behind the ingestion's back, which would say so
     await ready.services.deliver_guild(ready.guild_id)
     header = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))[0]
     assert header["content"].endswith("1 paper ranked by social attention on Hacker News and X")
+
+
+# -- resumed digests, the sweep's failures, many guilds at one slot ---------------------------
+
+
+async def crowd_the_day(botworld, *, crowd: int = 21) -> str:
+    """``crowd`` papers scoring 1,000 in cs.LG, and one math.AG paper scoring 60: 22nd of the
+    whole day, first of a server following math.AG. Returns that paper's id."""
+    now = botworld.clock.now
+    papers = [make_paper(f"2012.9{n:04d}", categories=("cs.LG",)) for n in range(crowd)]
+    papers.append(make_paper("2012.98000", title="Moduli of curves", categories=("math.AG",)))
+    await botworld.rt.papers.upsert(papers, now)
+    mentions = [
+        make_mention(
+            f"crowd{n}",
+            arxiv_ids=(p.arxiv_id,),
+            created_at=now - dt.timedelta(hours=2),
+            metrics={"reposts": 500, "likes": 500},
+        )
+        for n, p in enumerate(papers[:-1])
+    ]
+    mentions.append(
+        make_mention(
+            "algebra",
+            arxiv_ids=("2012.98000",),
+            created_at=now - dt.timedelta(hours=2),
+            metrics={"reposts": 20, "likes": 40},
+        )
+    )
+    await botworld.rt.mentions.upsert(mentions, now)
+    botworld.rt.digests.invalidate()  # stored behind the ingestion's back
+    return "2012.98000"
+
+
+async def test_a_resumed_digest_keeps_the_real_score_of_a_paper_outside_the_global_top(botworld):
+    h = botworld.harness
+    paper_id = await crowd_the_day(botworld)
+    config = await botworld.configure(post_time="10:30", style="channel", categories=("math.AG",))
+    day = dt.date(2020, 12, 23)
+    with pytest.raises(ProcessDied):  # the header goes out, then the process dies
+        await botworld.services.delivery.deliver(config, day, DiesAfter(botworld.bot, 1))
+    assert await botworld.rt.digest_log.planned(
+        (await botworld.rt.digest_log.get(botworld.guild_id, day)).id
+    ) == [paper_id]
+
+    botworld.clock.advance(minutes=3)
+    await botworld.restart()
+    await botworld.services.sweep()
+
+    header, paper = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert header["content"].startswith("## 🔥 Hot Papers 2020-12-23")
+    (embed,) = paper["embeds"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Score"].startswith("**60** — X: 20 reposts, 40 likes")
+    assert "Top posts" in fields
+    assert (await botworld.rt.digest_log.get(botworld.guild_id, day)).status == "sent"
+
+
+async def test_a_sweep_that_fails_logs_it_and_the_next_one_runs(ready, caplog, monkeypatch):
+    await ready.configure(post_time="10:30", style="compact")
+    real_due = ready.services.delivery.due
+
+    async def database_down(*args, **kwargs):
+        raise StorageError("database is locked")
+
+    monkeypatch.setattr(ready.services.delivery, "due", database_down)
+    await ready.services.catch_up(ready.bot)  # at start: a bare task nobody awaits
+    await asyncio.wait_for(asyncio.gather(*ready.services._tasks), 3)
+    (record,) = [r for r in caplog.records if r.name == "bot.launcher" and r.exc_info]
+    assert record.levelname == "ERROR"
+    assert "sweep failed" in record.getMessage()
+    assert message_posts(ready) == []
+
+    monkeypatch.setattr(ready.services.delivery, "due", real_due)
+    ready.clock.advance(minutes=10)
+    await ready.services.sweep()
+    assert len(message_posts(ready)) == 1
+
+
+async def test_a_sweep_whose_recovery_fails_logs_it_and_recovers_next_time(
+    ready, caplog, monkeypatch
+):
+    await ready.configure(post_time="10:30", style="compact")
+    real = ready.rt.digest_log.release_abandoned
+    calls = []
+
+    async def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError("database is locked")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(ready.rt.digest_log, "release_abandoned", flaky)
+    await ready.services.sweep()  # does not raise
+    assert "sweep failed" in caplog.text
+    await ready.services.sweep()
+    assert len(calls) == 2
+    assert len(message_posts(ready)) == 1
+
+
+async def test_guilds_posting_at_the_same_slot_read_the_day_once(ready, monkeypatch):
+    h = ready.harness
+    channels = []
+    for n in range(6):  # more than post at once: later ones must still find the scores
+        guild = await h.add_guild(f"Guild {n}")
+        channel = next(iter(guild.channels.values()))
+        await h.fake.wait_until(
+            lambda c=channel: ready.bot.get_channel(c.id) is not None, 3.0, "GUILD_CREATE"
+        )
+        await set_up(ready, guild.id, channel.id)
+        channels.append((guild.id, channel))
+    reads = []
+    whole_day = ready.rt.mentions.in_window
+
+    async def counted(*args, **kwargs):
+        reads.append(args)
+        await asyncio.sleep(0.05)  # a slow read: the others ask meanwhile
+        return await whole_day(*args, **kwargs)
+
+    monkeypatch.setattr(ready.rt.mentions, "in_window", counted)
+    await ready.services.sweep()
+    assert len(reads) == 1
+    assert all(len(h.fake.messages(channel)) == 1 for _guild, channel in channels)
+    await ready.services.status(channels[0][0])  # /digest status ranks the same day
+    assert len(reads) == 1
+
+    # An ingestion that completes makes the next ranking read the day again.
+    await ready.ingest_reference_day()
+    await ready.services.status(channels[0][0])
+    assert len(reads) == 2
+
+
+async def test_at_most_a_few_digests_are_posted_at_once(ready, monkeypatch):
+    from bot import launcher
+
+    h = ready.harness
+    for n in range(launcher.DELIVERY_CONCURRENCY + 2):
+        guild = await h.add_guild(f"Guild {n}")
+        channel = next(iter(guild.channels.values()))
+        await h.fake.wait_until(
+            lambda c=channel: ready.bot.get_channel(c.id) is not None, 3.0, "GUILD_CREATE"
+        )
+        await set_up(ready, guild.id, channel.id)
+    running = peak = 0
+    real = ready.services.delivery.deliver
+
+    async def watched(*args, **kwargs):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.02)
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(ready.services.delivery, "deliver", watched)
+    configs = await ready.rt.guilds.active()
+    # The daily jobs, as the scheduler fires them: all at once, not through the sweep.
+    await asyncio.gather(*(ready.services.deliver_guild(c.guild_id) for c in configs))
+    assert peak == launcher.DELIVERY_CONCURRENCY
+    assert len(message_posts(ready)) == len(configs)
+
+
+async def test_a_heartbeat_just_after_the_digest_finished_is_no_warning(ready, caplog):
+    config = await ready.configure(post_time="10:30")
+    delivery = ready.services.delivery
+    record = await ready.rt.digest_log.begin(config.guild_id, dt.date(2020, 12, 23))
+    await ready.rt.digest_log.finish(record.id, "sent")
+    delivery.heartbeat_seconds = 0.01
+    async with delivery._heartbeat(record):
+        await asyncio.sleep(0.1)  # several beats' time: the first finds it finished, and stops
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -259,9 +259,37 @@ async def test_status_explains_a_failing_source(botworld):
     await botworld.configure()
     cb = await botworld.reply("digest", "status")
     text = said(cb)
-    assert "❌ X:" in text
-    assert "X is failing" in text
-    assert "the ranking is incomplete" in text
+    assert "❌ X: answered HTTP 503" in text
+    assert "X answered HTTP 503: the ranking is incomplete" in text
+
+
+async def test_status_never_shows_what_a_failing_source_answered(botworld, caplog):
+    # Hacker News answers a 404 whose body names an internal host: operators read it in the
+    # log (and `hotpapers fetch`), members read a fixed phrase.
+    body = "<html>secret-internal-host.corp.example: upstream gateway</html>"
+    botworld.world.hackernews.fail_next(404, body, headers={"Content-Type": "text/html"})
+    await botworld.ingest_reference_day()
+    run = (await botworld.rt.runs.latest_by_source())["hackernews"]
+    assert "secret-internal-host" in run.error
+    assert "secret-internal-host" in caplog.text
+    await botworld.configure()
+    cb = await botworld.reply("digest", "status")
+    text = said(cb)
+    assert "secret" not in text
+    assert "upstream" not in text
+    assert "❌ Hacker News: answered HTTP 404" in text
+    assert "Hacker News answered HTTP 404: the ranking is incomplete" in text
+
+
+async def test_status_names_a_malformed_answer_and_an_http_status_in_fixed_words(botworld):
+    botworld.world.x.malformed_next(b"{not json <secret-x>", times=10)
+    botworld.world.hackernews.fail_next(503, times=10)
+    await botworld.ingest_reference_day()
+    await botworld.configure()
+    text = said(await botworld.reply("digest", "status"))
+    assert "❌ X: sent a malformed answer" in text
+    assert "❌ Hacker News: answered HTTP 503" in text
+    assert "secret" not in text
 
 
 async def test_status_explains_missing_permissions(botworld):

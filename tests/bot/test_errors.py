@@ -160,3 +160,75 @@ async def test_every_error_answer_is_short_and_ephemeral(botworld):
         text = said(cb)
         assert text.startswith("⚠️"), (path, text)
         assert len(text) <= 300, (path, len(text), text)
+
+
+async def test_a_member_searching_too_fast_is_told_to_slow_down(botworld, caplog):
+    from cogs.papers import PAPER_COOLDOWN
+
+    await botworld.ingest_reference_day()
+    uses, per = PAPER_COOLDOWN
+    for _ in range(uses):
+        cb = await botworld.reply("paper", query="2012.11552")
+        assert not said(cb).startswith("⚠️")
+    _, cb = await botworld.run("paper", query="2012.11552")
+    assert cb.type == 4  # answered at once, not deferred
+    assert cb.ephemeral
+    text = said(cb)
+    assert text.startswith("⚠️ Slow down: try again in ")
+    seconds = int(text.removeprefix("⚠️ Slow down: try again in ").removesuffix("s."))
+    assert 1 <= seconds <= per
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # The cooldown is the member's: another member searches at once.
+    other = botworld.harness.member(name="other reader")
+    assert not said(await botworld.reply("paper", member=other, query="2012.11552")).startswith("⚠️")
+
+
+async def test_digest_status_has_a_cooldown_per_server(botworld):
+    from cogs.digest import STATUS_COOLDOWN
+
+    uses, _per = STATUS_COOLDOWN
+    members = [botworld.harness.member(name=f"member {n}") for n in range(uses + 1)]
+    for member in members[:uses]:
+        assert "Daily digest status" in said(
+            await botworld.reply("digest", "status", member=member)
+        )
+    _, cb = await botworld.run("digest", "status", member=members[-1])  # someone else, same server
+    assert cb.ephemeral
+    assert said(cb).startswith("⚠️ Slow down: try again in ")
+
+
+@pytest.mark.parametrize(
+    ("path", "values"), [(("hot",), {}), (("category", "top"), {"name": "cs.LG"})]
+)
+async def test_the_rankings_have_a_cooldown_per_member(botworld, path, values):
+    from cogs.papers import RANKING_COOLDOWN
+
+    uses, _per = RANKING_COOLDOWN
+    for _ in range(uses):
+        assert not said(await botworld.reply(*path, **values)).startswith("⚠️")
+    _, cb = await botworld.run(*path, **values)
+    assert cb.ephemeral
+    assert said(cb).startswith("⚠️ Slow down: try again in ")
+
+
+def test_a_cooldown_almost_over_says_one_second_not_zero():
+    error = app_commands.CommandOnCooldown(app_commands.Cooldown(1, 30), 0.3)
+    assert user_message(error) == "Slow down: try again in 1s."
+
+
+async def test_typing_into_a_dropped_command_gets_no_choices_not_an_error(botworld, caplog):
+    # discord.py's tree raises CommandNotFound for an autocomplete of a command it doesn't
+    # know and hands it to on_error: an autocomplete can only be answered with choices.
+    h = botworld.harness
+    with caplog.at_level(logging.WARNING, logger="bot.client"):
+        result = await h.fake.send_interaction(
+            "retired",
+            member=botworld.reader,
+            channel=h.channel,
+            options=[{"name": "query", "type": 3, "value": "atten", "focused": True}],
+            interaction_type=4,
+            require_registered=False,
+        )
+        cb = await result.response(timeout=3.0)
+    assert cb.choices == []
+    assert any("hotpapers sync" in r.getMessage() for r in caplog.records)

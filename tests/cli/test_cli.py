@@ -522,3 +522,23 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
     assert (
         err.strip() == "hotpapers: error: unexpected RuntimeError: kaput (run with -v for details)"
     )
+
+
+@pytest.mark.parametrize("argv", [["run"], ["-v", "db", "upgrade"]])
+def test_a_crash_of_the_bot_or_under_v_logs_the_traceback(capsys, monkeypatch, caplog, argv):
+    import bot.cli as cli
+
+    async def boom(settings, args):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setitem(cli.COMMANDS, "db" if "db" in argv else "run", boom)
+    with caplog.at_level(logging.ERROR, logger="bot.cli"):
+        assert main(argv) == 1
+    (record,) = [r for r in caplog.records if r.name == "bot.cli"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "kaput"
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "hotpapers: error: unexpected RuntimeError: kaput (the traceback is in the log above)"
+    )

@@ -30,3 +30,19 @@ def test_every_source_error_has_a_detail() -> None:
         ("arxiv", "incorrect id format for abc"),
     ]
     assert all(e.message == f"{e.source}: {e.detail}" for e in errors)
+
+
+def test_members_read_a_fixed_phrase_for_each_kind_of_source_failure() -> None:
+    from bot.core.errors import failure_phrase
+
+    assert MalformedResponseError("x", "<html>host</html>").kind == "malformed"
+    assert SourceUnavailableError("x", "down").kind == "unreachable"
+    assert SourceUnavailableError("x", "timed out", kind="timeout").kind == "timeout"
+    assert ArxivApiError("bad id").kind == "refused"
+    assert SourceError("x", "no token").kind == "failed"
+    assert failure_phrase("timeout") == "timed out"
+    assert failure_phrase("http 503") == "answered HTTP 503"
+    assert failure_phrase("malformed") == "sent a malformed answer"
+    # Unknown, missing or odd kinds (a row from before kinds were stored) say nothing more.
+    for odd in (None, "http <script>", "http 5030", "whatever"):
+        assert failure_phrase(odd) == "is failing"

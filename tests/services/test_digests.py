@@ -246,3 +246,56 @@ async def test_build_over_any_window(store):
     digest = await store.service().build(window)
     assert ids(digest) == ["2503.00001"]
     assert digest.day == DAY  # the window's first day
+
+
+async def test_a_windows_scores_are_read_once_a_minute_and_again_after_an_invalidation(
+    store, monkeypatch
+):
+    await store.paper("2503.00001")
+    await store.post("1", "2503.00001", MIDNIGHT + dt.timedelta(hours=1))
+    now = [NEXT_MIDNIGHT + dt.timedelta(seconds=5)]
+    service = DigestService(
+        papers=store.papers,
+        mentions=store.mentions,
+        runs=store.runs,
+        ranking=RankingSettings(),
+        clock=lambda: now[0],
+    )
+    reads = []
+    real = store.mentions.in_window
+
+    async def counted(window):
+        reads.append(window)
+        return await real(window)
+
+    monkeypatch.setattr(store.mentions, "in_window", counted)
+    window = Window(MIDNIGHT, NEXT_MIDNIGHT)
+    # The same window, asked a few seconds apart (another guild of the slot): one read.
+    later = Window(MIDNIGHT + 3 * SECOND, NEXT_MIDNIGHT + 3 * SECOND)
+    first, second = await service.build(window), await service.build(later, threshold=0)
+    assert ids(first) == ids(second) == ["2503.00001"]
+    assert len(reads) == 1
+    now[0] += dt.timedelta(seconds=61)
+    await service.build(window)
+    assert len(reads) == 2
+    service.invalidate()
+    await service.build(window)
+    assert len(reads) == 3
+
+
+async def test_a_failed_read_is_not_cached(store, monkeypatch):
+    service = store.service()
+    real = store.mentions.in_window
+    calls = []
+
+    async def once_broken(window):
+        calls.append(window)
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return await real(window)
+
+    monkeypatch.setattr(store.mentions, "in_window", once_broken)
+    with pytest.raises(RuntimeError):
+        await service.for_day(DAY)
+    assert (await service.for_day(DAY)).papers == ()
+    assert len(calls) == 2

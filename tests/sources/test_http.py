@@ -116,3 +116,22 @@ async def test_a_client_response_error_is_a_source_error(
     assert info.value.source == "x"
     assert info.value.detail.startswith("request failed: TooManyRedirects")
     assert http.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [(503, b"", "http 503"), (404, b"<html>internal-host</html>", "http 404")],
+)
+async def test_an_http_failure_carries_its_status_as_the_kind(
+    http_session: aiohttp.ClientSession,
+    sleep: RecordingSleep,
+    status: int,
+    body: bytes,
+    kind: str,
+) -> None:
+    async with FakeServer() as server:
+        server.fail_next(status, body, times=5)
+        http = HttpClient(http_session, HttpSettings(retries=1), source="x", sleep=sleep)
+        with pytest.raises(SourceUnavailableError) as info:
+            await http.get(server.url + "/api")
+    assert info.value.kind == kind  # the body stays in the detail, for operators only

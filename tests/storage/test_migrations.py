@@ -258,3 +258,33 @@ async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(tmp_pa
         assert await counts() == [1, 1, 1]
         await db.upgrade()
         await db.check_schema()
+
+
+async def test_0003_adds_the_error_kind_and_keeps_the_runs(tmp_path: Path) -> None:
+    """A 0002 database's failed run survives the upgrade (its kind unknown: the generic phrase)
+    and the downgrade."""
+    from bot.storage.runs import RunRepository
+
+    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", migrate=False) as db:
+        await db.upgrade("0002")
+        stamps = {
+            "at": "2025-01-01T00:00:00.000000+00:00",
+            "end": "2025-01-02T00:00:00.000000+00:00",
+        }
+        async with db.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO source_runs (source, window_start, window_end, started_at, "
+                    "finished_at, mentions, requests, error) "
+                    "VALUES ('x', :at, :end, :end, :end, 0, 3, 'HTTP 503 after 3 attempts')"
+                ),
+                stamps,
+            )
+        await db.upgrade("0003")
+        run = (await RunRepository(db).latest_by_source())["x"]
+        assert (run.error, run.error_kind) == ("HTTP 503 after 3 attempts", None)
+        await db.downgrade("0002")
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM source_runs"))).scalar_one() == 1
+        await db.upgrade()
+        await db.check_schema()

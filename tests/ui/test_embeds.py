@@ -217,3 +217,39 @@ def test_the_header_says_what_the_ranking_counted():
     assert header({"hackernews": {"points": 90}}) == (
         "all categories · 1 paper ranked by social attention on Hacker News"
     )
+
+
+def test_the_compact_footer_names_no_formula_the_weights_could_contradict():
+    paper = Paper(
+        arxiv_id="2012.11552",
+        title="A paper",
+        abstract="An abstract.",
+        authors=("Ada Lovelace",),
+        primary_category="cs.LG",
+        categories=("cs.LG",),
+        published=WHEN,
+        updated=WHEN,
+    )
+    digest = Digest(
+        day=WHEN.date(),
+        window=Window.for_day(WHEN.date()),
+        categories=(),
+        papers=(RankedPaper(paper, 60.0, {"hackernews": {"points": 60}}, (), WHEN),),
+        generated_at=WHEN,
+        threshold=50,
+    )
+    footer = compact_embed(digest, ["cs.LG"]).footer.text
+    assert footer == "cs.LG · ranked by weighted social attention — /about explains"
+
+
+def test_fit_embeds_shortens_the_longest_description_to_fit_one_message():
+    embeds = [
+        discord.Embed(title="One", description="word " * 900),
+        discord.Embed(title="Two", description="word " * 700),
+        *(discord.Embed(description=f"tail {n}") for n in range(12)),
+    ]
+    fitted = limits.fit_embeds(embeds)
+    assert len(fitted) == limits.EMBEDS_PER_MESSAGE
+    assert sum(limits.embed_size(e) for e in fitted) <= limits.EMBED_TOTAL
+    assert [e.title for e in fitted[:2]] == ["One", "Two"]
+    assert fitted[1].description == ("word " * 700)  # only the longest was cut
