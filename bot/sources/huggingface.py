@@ -14,6 +14,7 @@ from bot.core.arxiv_ids import extract_arxiv_ids
 from bot.core.errors import MalformedResponseError, SourceError
 from bot.core.models import Mention, Metric, Window
 from bot.settings import HuggingFaceSettings
+from bot.sources.base import parse_timestamp
 from bot.sources.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -162,17 +163,8 @@ def _featured_at(entry: dict[str, Any], paper: dict[str, Any], paper_id: str) ->
         paper.get("submittedOnDailyAt"),
         paper.get("publishedAt"),
     ):
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise MalformedResponseError(NAME, f"paper {paper_id} has a non-string timestamp")
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise MalformedResponseError(
-                NAME, f"paper {paper_id} has an unreadable timestamp {value!r}"
-            ) from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if value is not None:
+            return parse_timestamp(value, NAME, f"paper {paper_id} timestamp")
     raise MalformedResponseError(NAME, f"paper {paper_id} has no `publishedAt`")
 
 

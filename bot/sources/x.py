@@ -16,6 +16,7 @@ from bot.core.arxiv_ids import extract_arxiv_ids
 from bot.core.errors import MalformedResponseError, SourceError
 from bot.core.models import Mention, Metric, Window
 from bot.settings import XSettings
+from bot.sources.base import parse_timestamp
 from bot.sources.http import HttpClient, Response
 
 log = logging.getLogger(__name__)
@@ -340,15 +341,7 @@ def _linked_arxiv_ids(entities: Any) -> list[str]:
 
 
 def _timestamp(value: Any, post_id: str) -> dt.datetime:
-    if not isinstance(value, str):
-        raise MalformedResponseError(NAME, f"post {post_id} has no `created_at`")
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedResponseError(
-            NAME, f"post {post_id} has an unreadable `created_at`: {value!r}"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return parse_timestamp(value, NAME, f"post {post_id} `created_at`")
 
 
 def _metrics(value: Any, post_id: str) -> dict[str, int]:
