@@ -8,17 +8,14 @@ the environment (``DISCORD_TOKEN``, ``X_BEARER_TOKEN``, ``HF_TOKEN``) and are he
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +32,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from bot.config import HttpSettings, HttpUrl, Section, WsUrl, comma_list
 from bot.core.errors import ConfigError, UnknownCategoryError
 from bot.core.taxonomy import validate_category
 
@@ -45,61 +43,18 @@ DEFAULT_CONFIG_FILE = Path("config.toml")
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 
 
-def _url(schemes: tuple[str, ...]) -> Any:
-    """A URL setting checked at start: one of ``schemes`` and a host, or a ConfigError."""
-
-    def check(value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme.lower() not in schemes or not parts.hostname:
-            allowed = " or ".join(f"{s}://" for s in schemes)
-            raise ValueError(f"must be an {allowed} URL with a host")
-        return value.strip()
-
-    return AfterValidator(check)
-
-
-HttpUrl = Annotated[str, _url(("http", "https"))]
-WsUrl = Annotated[str, _url(("ws", "wss"))]
-
-
-def _comma_list(value: Any) -> Any:
-    # HOTPAPERS_ARXIV__CATEGORIES=cs.LG,cs.CV reads as a list, as a JSON list does.
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                raise ValueError("is not a valid JSON list") from None
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///hotpapers.db"
     echo: bool = False
 
 
-class HttpSettings(_Section):
-    timeout_seconds: float = Field(30.0, gt=0)
-    connect_timeout_seconds: float = Field(10.0, gt=0)
-    retries: int = Field(4, ge=0, le=10)  # attempts after the first
-    backoff_initial_seconds: float = Field(1.0, ge=0)
-    backoff_max_seconds: float = Field(60.0, ge=0)  # also caps how long a Retry-After is honoured
-    user_agent: str = "hotpapers/0.1 (+https://github.com/hotpapers/hotpapers)"
-
-
-class ArxivSettings(_Section):
+class ArxivSettings(Section):
     api_url: HttpUrl = "https://export.arxiv.org/api/query"
     rss_url: HttpUrl = "https://rss.arxiv.org/rss"
     min_interval_seconds: float = Field(3.0, ge=0)  # arXiv's terms: one request every 3 s
     batch_size: int = Field(100, ge=1, le=100)
     # Categories whose daily announcements (RSS) are ingested, besides those servers follow.
-    categories: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
+    categories: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = Field(
         default_factory=list
     )
 
@@ -112,7 +67,7 @@ class ArxivSettings(_Section):
             raise ValueError(exc.message) from None
 
 
-class XSettings(_Section):
+class XSettings(Section):
     enabled: bool = False
     api_url: HttpUrl = "https://api.x.com/2"
     query: str = 'url:"arxiv.org" -is:retweet'
@@ -124,7 +79,7 @@ class XSettings(_Section):
     window_seconds: float = Field(900.0, gt=0)
 
 
-class HackerNewsSettings(_Section):
+class HackerNewsSettings(Section):
     enabled: bool = True
     api_url: HttpUrl = "https://hn.algolia.com/api/v1"
     hits_per_page: int = Field(100, ge=1, le=1000)
@@ -136,7 +91,7 @@ class HackerNewsSettings(_Section):
     window_seconds: float = Field(3600.0, gt=0)
 
 
-class HuggingFaceSettings(_Section):
+class HuggingFaceSettings(Section):
     enabled: bool = True
     api_url: HttpUrl = "https://huggingface.co/api"
     limit: int = Field(100, ge=1, le=100)
@@ -146,7 +101,7 @@ class HuggingFaceSettings(_Section):
     window_seconds: float = Field(300.0, gt=0)
 
 
-class SourcesSettings(_Section):
+class SourcesSettings(Section):
     x: XSettings = XSettings()
     hackernews: HackerNewsSettings = HackerNewsSettings()
     huggingface: HuggingFaceSettings = HuggingFaceSettings()
@@ -163,7 +118,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
 }
 
 
-class RankingSettings(_Section):
+class RankingSettings(Section):
     threshold: float = Field(50, ge=0)
     post_threshold: float = Field(25, ge=0)
     max_posts: int = Field(10, ge=1, le=50)
@@ -186,24 +141,24 @@ class RankingSettings(_Section):
         return merged
 
 
-class DiscordSettings(_Section):
+class DiscordSettings(Section):
     api_base: HttpUrl = "https://discord.com/api/v10"
     gateway_url: WsUrl = "wss://gateway.discord.gg"
     dev_guild_id: int | None = None
     application_id: int | None = None
 
 
-class DigestSettings(_Section):
+class DigestSettings(Section):
     repost_cooldown_days: int = Field(7, ge=0)
     grace_hours: float = Field(6.0, ge=0)
 
 
-class SchedulerSettings(_Section):
+class SchedulerSettings(Section):
     ingest_interval_minutes: int = Field(60, ge=1)
     ingest_lookback_hours: float = Field(48.0, gt=0)
 
 
-class LoggingSettings(_Section):
+class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("level", mode="before")

@@ -23,7 +23,7 @@ from tenacity import (
 )
 
 from bot.core.errors import MalformedResponseError, SourceUnavailableError, http_kind
-from bot.settings import HttpSettings
+from bot.config import HttpSettings
 
 log = logging.getLogger(__name__)
 
