@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import SourceError, UserFacingError
-from bot.core.source_names import source_name
+from bot.sources.registry import source_name
 from bot.ui.messages import GENERIC_ERROR, error_embed
 from bot.ui.text import clip, safe
 

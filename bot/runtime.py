@@ -7,10 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 
 from bot.services.digests import DigestService
 from bot.services.ingest import IngestService
@@ -18,10 +16,8 @@ from bot.services.papers import PaperService
 from bot.settings import Settings
 from bot.sources.arxiv import ArxivClient, ArxivRateLimiter
 from bot.sources.base import PopularitySource
-from bot.sources.hackernews import HackerNewsSource
 from bot.sources.http import HttpClient, Sleep, make_session
-from bot.sources.huggingface import HuggingFaceSource
-from bot.sources.x import XSource
+from bot.sources.registry import REGISTRY, SourceContext, rate_limiter
 from bot.storage.digests import DigestRepository
 from bot.storage.engine import Database
 from bot.storage.engine import open as open_database
@@ -59,58 +55,33 @@ class Runtime:
     paper_lookup: PaperService
 
 
-def x_is_on(settings: Settings) -> bool:
-    """X runs when a token is set, unless ``sources.x.enabled = false`` was written explicitly."""
-    x = settings.sources.x
-    token = settings.secrets.x_bearer_token is not None
-    if "enabled" in x.model_fields_set:
-        if x.enabled and not token:
-            log.warning("sources.x.enabled is true but X_BEARER_TOKEN is not set: X is off")
-        return x.enabled and token
-    return token
-
-
-class _RateLimited(Protocol):
-    @property
-    def requests_per_window(self) -> int: ...
-
-    @property
-    def window_seconds(self) -> float: ...
-
-
-def rate_limiter(config: _RateLimited) -> AsyncLimiter:
-    """A source's per-service limit: ``requests_per_window`` requests per ``window_seconds``.
-
-    aiolimiter's leaky bucket lets a full window's worth through at once, then one request per
-    ``window_seconds / requests_per_window``; it binds to the running loop when first used.
-    """
-    return AsyncLimiter(config.requests_per_window, config.window_seconds)
-
-
 def build_sources(
     settings: Settings, session: aiohttp.ClientSession, clock: Clock, sleep: Sleep | None
 ) -> list[PopularitySource]:
-    """The enabled popularity sources, each with its own HTTP client and rate limiter."""
-
-    def http(name: str) -> HttpClient:
-        return HttpClient(session, settings.http, source=name, sleep=sleep)
-
+    """The enabled popularity sources, in registry order, each with its own HTTP client and
+    rate limiter."""
+    sections = settings.sources
+    written = sections.model_fields_set
     sources: list[PopularitySource] = []
-    token = settings.secrets.x_bearer_token
-    x, hn, hf = settings.sources.x, settings.sources.hackernews, settings.sources.huggingface
-    if x_is_on(settings) and token is not None:
-        sources.append(XSource(http("x"), x, token, now=clock, limiter=rate_limiter(x)))
-    if hn.enabled:
-        sources.append(HackerNewsSource(http("hackernews"), hn, limiter=rate_limiter(hn)))
-    if hf.enabled:
-        sources.append(
-            HuggingFaceSource(
-                http("huggingface"),
-                hf,
-                token=settings.secrets.hf_token,
-                limiter=rate_limiter(hf),
-            )
+    for entry in REGISTRY:
+        config = getattr(sections, entry.key)
+        context = SourceContext(
+            settings=config,
+            explicit=frozenset(config.model_fields_set) if entry.key in written else frozenset(),
+            secrets={
+                name: value
+                for name in entry.secrets
+                if (value := settings.secrets.get(name)) is not None
+            },
+            session=session,
+            http=HttpClient(session, settings.http, source=entry.key, sleep=sleep),
+            clock=clock,
+            limiter=rate_limiter(config),
+            sleep=sleep,
         )
+        source = entry.factory(context)
+        if source is not None:
+            sources.append(source)
     return sources
 
 

@@ -2,7 +2,7 @@
 
 Where the file comes from: ``--config PATH``, else ``$HOTPAPERS_CONFIG``, else ``./config.toml``
 when present, else the defaults alone. Secrets are never read from the file: they come only from
-the environment (``DISCORD_TOKEN``, ``X_BEARER_TOKEN``, ``HF_TOKEN``) and are held as
+the environment (``DISCORD_TOKEN`` and each source's, named in its registry entry) and are held as
 ``SecretStr`` so they never show up in a repr, a log line or an error message.
 """
 
@@ -13,33 +13,40 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
 )
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
 )
 
-from bot.config import HttpSettings, HttpUrl, Section, WsUrl, comma_list
-from bot.core.errors import ConfigError, UnknownCategoryError
-from bot.core.taxonomy import validate_category
+from bot.config import HttpSettings as HttpSettings
+from bot.config import HttpUrl, Section, WsUrl
+from bot.core.errors import ConfigError
+from bot.core.models import Metric
+from bot.sources.arxiv import ArxivSettings as ArxivSettings
+from bot.sources.bluesky import BlueskySettings as BlueskySettings
+from bot.sources.hackernews import HackerNewsSettings as HackerNewsSettings
+from bot.sources.huggingface import HuggingFaceSettings as HuggingFaceSettings
+from bot.sources.registry import BY_KEY, REGISTRY, SECRET_VARIABLES, default_weights
+from bot.sources.x import XSettings as XSettings
 
 ENV_PREFIX = "HOTPAPERS_"
 CONFIG_ENV = "HOTPAPERS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config.toml")
 # A key containing one of these is a credential, which never belongs in the file.
+METRICS = tuple(m.value for m in Metric)
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 
 
@@ -48,74 +55,19 @@ class DatabaseSettings(Section):
     echo: bool = False
 
 
-class ArxivSettings(Section):
-    api_url: HttpUrl = "https://export.arxiv.org/api/query"
-    rss_url: HttpUrl = "https://rss.arxiv.org/rss"
-    min_interval_seconds: float = Field(3.0, ge=0)  # arXiv's terms: one request every 3 s
-    batch_size: int = Field(100, ge=1, le=100)
-    # Categories whose daily announcements (RSS) are ingested, besides those servers follow.
-    categories: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = Field(
-        default_factory=list
-    )
-
-    @field_validator("categories")
-    @classmethod
-    def _known_categories(cls, value: list[str]) -> list[str]:
-        try:
-            return list(dict.fromkeys(validate_category(c) for c in value))
-        except UnknownCategoryError as exc:
-            raise ValueError(exc.message) from None
+def _sources_model() -> type[BaseModel]:
+    """``[sources.<key>]`` for every registered source, each with its own settings model."""
+    fields: dict[str, Any] = {
+        entry.key: (entry.settings_model, Field(default_factory=entry.settings_model))
+        for entry in REGISTRY
+    }
+    return create_model("SourcesSettings", __base__=Section, **fields)
 
 
-class XSettings(Section):
-    enabled: bool = False
-    api_url: HttpUrl = "https://api.x.com/2"
-    query: str = 'url:"arxiv.org" -is:retweet'
-    max_results: int = Field(100, ge=10, le=100)
-    max_pages: int = Field(50, ge=1)
-    search_days: int = Field(7, ge=1)  # how far back recent search reaches
-    # X's app-only limit for recent search: 450 requests per 15-minute window.
-    requests_per_window: int = Field(450, ge=1)
-    window_seconds: float = Field(900.0, gt=0)
-
-
-class HackerNewsSettings(Section):
-    enabled: bool = True
-    api_url: HttpUrl = "https://hn.algolia.com/api/v1"
-    hits_per_page: int = Field(100, ge=1, le=1000)
-    max_pages: int = Field(10, ge=1)
-    min_points: int = Field(0, ge=0)
-    min_comments: int = Field(0, ge=0)
-    # HN Algolia allows 10,000 requests per hour per IP.
-    requests_per_window: int = Field(10_000, ge=1)
-    window_seconds: float = Field(3600.0, gt=0)
-
-
-class HuggingFaceSettings(Section):
-    enabled: bool = True
-    api_url: HttpUrl = "https://huggingface.co/api"
-    limit: int = Field(100, ge=1, le=100)
-    max_pages: int = Field(5, ge=1)
-    # Anonymous Hub API callers get 500 requests per fixed 5-minute window per IP.
-    requests_per_window: int = Field(500, ge=1)
-    window_seconds: float = Field(300.0, gt=0)
-
-
-class SourcesSettings(Section):
-    x: XSettings = XSettings()
-    hackernews: HackerNewsSettings = HackerNewsSettings()
-    huggingface: HuggingFaceSettings = HuggingFaceSettings()
-
-
-DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    # The seed's score: reposts + likes on X.
-    "x": {"reposts": 1.0, "likes": 1.0},
-    "bluesky": {"reposts": 1.0, "likes": 1.0},
-    # One HN point is one person's vote, the same as a like.
-    "hackernews": {"points": 1.0},
-    # HF upvotes are scarcer than likes: a paper with 25 upvotes is a hot paper that day.
-    "huggingface": {"upvotes": 2.0},
-}
+if TYPE_CHECKING:
+    SourcesSettings = Section  # its fields come from the registry, unknown to a type checker
+else:
+    SourcesSettings = _sources_model()
 
 
 class RankingSettings(Section):
@@ -123,7 +75,7 @@ class RankingSettings(Section):
     post_threshold: float = Field(25, ge=0)
     max_posts: int = Field(10, ge=1, le=50)
     top_n: int = Field(20, ge=1, le=200)
-    weights: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    weights: dict[str, dict[str, float]] = Field(default_factory=default_weights)
 
     @field_validator("weights")
     @classmethod
@@ -132,10 +84,19 @@ class RankingSettings(Section):
     ) -> dict[str, dict[str, float]]:
         # Per metric: overriding likes keeps reposts; a weight of 0 switches a metric off.
         for source, weights in value.items():
+            found = BY_KEY.get(source)
+            if found is None:
+                raise ValueError(
+                    f"unknown source `{source}` (sources: {', '.join(sorted(BY_KEY))})"
+                )
             for metric, weight in weights.items():
+                if metric not in METRICS:
+                    raise ValueError(
+                        f"unknown metric `{source}.{metric}` (metrics: {', '.join(METRICS)})"
+                    )
                 if not math.isfinite(weight) or weight < 0:
                     raise ValueError(f"weight of {source}.{metric} must be a number ≥ 0")
-        merged = {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()}
+        merged = default_weights()
         for source, weights in value.items():
             merged.setdefault(source, {}).update(weights)
         return merged
@@ -169,13 +130,16 @@ class LoggingSettings(Section):
 
 
 class Secrets(BaseModel):
-    """Credentials, read only from the environment."""
+    """Credentials, read only from the environment: the Discord token and each source's own
+    (``bot.sources.registry``), keyed by the environment variable that holds it."""
 
     model_config = ConfigDict(frozen=True)
 
     discord_token: SecretStr | None = None
-    x_bearer_token: SecretStr | None = None
-    hf_token: SecretStr | None = None
+    sources: Mapping[str, SecretStr] = Field(default_factory=dict)
+
+    def get(self, variable: str) -> SecretStr | None:
+        return self.sources.get(variable)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -185,11 +149,14 @@ class Secrets(BaseModel):
             value = env.get(name, "").strip()
             return SecretStr(value) if value else None
 
+        found = {name: get(name) for name in SECRET_VARIABLES}
         return cls(
             discord_token=get("DISCORD_TOKEN"),
-            x_bearer_token=get("X_BEARER_TOKEN"),
-            hf_token=get("HF_TOKEN"),
+            sources={name: value for name, value in found.items() if value is not None},
         )
+
+
+SECRET_NAMES = ", ".join(("DISCORD_TOKEN", *SECRET_VARIABLES))
 
 
 class Settings(BaseSettings):
@@ -263,7 +230,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if secret is not None:
         raise ConfigError(
             f"config file {path}: `{secret}` does not belong in a file; "
-            "secrets come only from the environment (DISCORD_TOKEN, X_BEARER_TOKEN, HF_TOKEN)"
+            f"secrets come only from the environment ({SECRET_NAMES})"
         )
     return data
 
@@ -297,7 +264,7 @@ def _unknown_env_section(environ: Mapping[str, str]) -> str | None:
             if section == "secrets":
                 return (
                     f"{name} is not read: secrets come only from the environment variables "
-                    "DISCORD_TOKEN, X_BEARER_TOKEN and HF_TOKEN"
+                    f"{SECRET_NAMES}"
                 )
             return f"unknown setting `{section}` (from the environment variable {name})"
     return None
@@ -365,7 +332,7 @@ def load_settings(
             "(a table such as HOTPAPERS_RANKING__WEIGHTS must be JSON, or set its keys one by one)"
         ) from None
     # exclude_unset keeps which keys were written (in the file or the environment) apart from
-    # defaults, at every depth: x_is_on() tells an explicit `sources.x.enabled` from the default.
+    # defaults, at every depth: a factory tells an explicit `enabled` from the default.
     return Settings.model_validate(
         loaded.model_dump(exclude_unset=True) | {"secrets": loaded.secrets, "config_path": path}
     )

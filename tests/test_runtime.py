@@ -15,14 +15,8 @@ from bot.fakes.huggingface import FakeHuggingFace
 from bot.fakes.server import FakeServer
 from bot.fakes.x import FakeX
 from bot.runtime import build_sources
-from bot.settings import (
-    HackerNewsSettings,
-    HuggingFaceSettings,
-    Secrets,
-    Settings,
-    SourcesSettings,
-    XSettings,
-)
+from bot.settings import Secrets, Settings, SourcesSettings
+from bot.sources.registry import BY_KEY, REGISTRY
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -40,17 +34,13 @@ async def no_sleep(_seconds: float) -> None:
 
 
 def settings_for(name: str, api_url: str, **limits: object) -> Settings:
-    off = {"enabled": False}
-    sources = {
-        "x": XSettings(enabled=False),
-        "hackernews": HackerNewsSettings(**off),  # type: ignore[arg-type]
-        "huggingface": HuggingFaceSettings(**off),  # type: ignore[arg-type]
-    }
-    kind = {"x": XSettings, "hackernews": HackerNewsSettings, "huggingface": HuggingFaceSettings}
-    sources[name] = kind[name](enabled=True, api_url=api_url, **limits)  # type: ignore[operator]
+    """Every registered source off but ``name``, which points at ``api_url``."""
+    sources = {entry.key: entry.settings_model(enabled=False) for entry in REGISTRY}  # type: ignore[call-arg]
+    model = BY_KEY[name].settings_model
+    sources[name] = model(enabled=True, api_url=api_url, **limits)  # type: ignore[call-arg]
     return Settings(
-        sources=SourcesSettings(**sources),  # type: ignore[arg-type]
-        secrets=Secrets(x_bearer_token=SecretStr(TOKEN)),
+        sources=SourcesSettings(**sources),
+        secrets=Secrets(sources={"X_BEARER_TOKEN": SecretStr(TOKEN)}),
     )
 
 

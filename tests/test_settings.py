@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from bot.core.errors import ConfigError
-from bot.runtime import x_is_on
 from bot.settings import Secrets, Settings, load_settings
+from bot.sources.x import is_on
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -376,8 +376,8 @@ def test_secrets_come_from_the_environment_and_never_show(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     s = load_settings()
     assert s.secrets.discord_token == SecretStr(TOKENS["DISCORD_TOKEN"])
-    assert s.secrets.x_bearer_token == SecretStr(TOKENS["X_BEARER_TOKEN"])
-    assert s.secrets.hf_token == SecretStr(TOKENS["HF_TOKEN"])
+    assert s.secrets.get("X_BEARER_TOKEN") == SecretStr(TOKENS["X_BEARER_TOKEN"])
+    assert s.secrets.get("HF_TOKEN") == SecretStr(TOKENS["HF_TOKEN"])
     shown = [
         repr(s),
         str(s),
@@ -396,7 +396,7 @@ def test_secrets_come_from_the_environment_and_never_show(monkeypatch, caplog):
 
 def test_blank_tokens_are_no_tokens(monkeypatch):
     monkeypatch.setenv("X_BEARER_TOKEN", "   ")
-    assert load_settings().secrets.x_bearer_token is None
+    assert load_settings().secrets.get("X_BEARER_TOKEN") is None
 
 
 # -- X is on only with a token --------------------------------------------------------------------
@@ -417,10 +417,18 @@ def test_x_is_on_only_with_a_token(monkeypatch, caplog, token, enabled, on):
         monkeypatch.setenv("X_BEARER_TOKEN", token)
     if enabled:
         monkeypatch.setenv("HOTPAPERS_SOURCES__X__ENABLED", enabled)
-    caplog.set_level(logging.WARNING, logger="bot.runtime")
+    caplog.set_level(logging.WARNING, logger="bot.sources.x")
     assert x_is_on(load_settings()) is on
     warned = "X_BEARER_TOKEN is not set" in caplog.text
     assert warned is (enabled == "true" and not token)
+
+
+def x_is_on(settings: Settings) -> bool:
+    """What the X factory decides: on with a token, unless ``enabled = false`` was written."""
+    x = settings.sources.x
+    return is_on(
+        x, "enabled" in x.model_fields_set, settings.secrets.get("X_BEARER_TOKEN") is not None
+    )
 
 
 def test_x_enabled_false_in_the_file_beats_the_token(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ the Discord error handler can turn it into one clear line instead of a traceback
     └── SourceError                an external service failed (after retries)
         ├── SourceUnavailableError timeouts, 5xx, 429 beyond the retry budget
         ├── MalformedResponseError the answer could not be parsed
+        ├── SourceAuthError        the service wants credentials the bot lacks
         └── ArxivApiError          arXiv answered with an error entry
 """
 
@@ -111,6 +112,12 @@ class MalformedResponseError(SourceError):
     kind = "malformed"
 
 
+class SourceAuthError(SourceError):
+    """The service wants credentials the bot does not have (or rejected the ones it has)."""
+
+    kind = "auth"
+
+
 class ArxivApiError(SourceError):
     """arXiv answered with an error entry instead of papers."""
 
@@ -127,6 +134,7 @@ FAILURE_KINDS = {
     "timeout": "timed out",
     "malformed": "sent a malformed answer",
     "refused": "answered with an error",
+    "auth": "needs a login the bot is not configured with",
 }
 
 

@@ -133,7 +133,7 @@ async def demo_world(
         }
         settings = Settings.model_validate(
             _deep_merge(base.model_dump(), overrides)
-            | {"secrets": Secrets(x_bearer_token=SecretStr(DEMO_TOKEN))}
+            | {"secrets": Secrets(sources={"X_BEARER_TOKEN": SecretStr(DEMO_TOKEN)})}
         )
         yield DemoWorld(dt.date.fromisoformat(data["day"]), now, settings, arxiv, x, hn, hf)
 

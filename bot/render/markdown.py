@@ -7,13 +7,9 @@ import html
 import re
 
 from bot.core.models import Digest, Mention, RankedPaper, ScoredPost
+from bot.sources.registry import REGISTRY, entry
 
-SOURCE_TAGS = {
-    "x": "Twitter",
-    "bluesky": "Bluesky",
-    "hackernews": "Hacker News",
-    "huggingface": "Hugging Face",
-}
+SEED = next(entry for entry in REGISTRY if entry.seed)
 _URL = re.compile(r"https?://[^\s<>\"]+")
 
 
@@ -21,9 +17,9 @@ def _front_matter(digest: Digest) -> str:
     day = digest.day.isoformat()
     contributed = {src for p in digest.papers for src in p.by_source}
     tags = ["arXiv"]
-    tags += [tag for src, tag in SOURCE_TAGS.items() if src in contributed]
+    tags += [entry.tag for entry in REGISTRY if entry.key in contributed]
     if not contributed:
-        tags.append("Twitter")
+        tags.append(SEED.tag)
     tags += ["Machine Learning", "Computer Science"]
     tag_lines = "".join(f'  - "{t}"\n' for t in tags)
     return (
@@ -75,7 +71,7 @@ def _long_date(moment: dt.datetime) -> str:
 def _post_block(post: ScoredPost) -> str:
     m: Mention = post.mention
     when = _long_date(m.created_at)
-    if m.source == "x":
+    if m.source == SEED.key:
         name = html.escape(m.author_name or m.author, quote=False)
         handle = html.escape(m.author)
         lang = html.escape(m.lang or "en")
@@ -86,7 +82,8 @@ def _post_block(post: ScoredPost) -> str:
             '<script async src="https://platform.twitter.com/widgets.js" charset="utf-8">'
             "</script>\n"
         )
-    where = SOURCE_TAGS.get(m.source, m.source)
+    found = entry(m.source)
+    where = found.tag if found else m.source
     counts = ", ".join(f"{v} {k}" for k, v in m.metrics.items() if v)
     detail = f", {counts}" if counts else ""
     return (
@@ -99,15 +96,15 @@ def _post_block(post: ScoredPost) -> str:
 def popularity_lines(paper: RankedPaper) -> list[str]:
     """The seed's counts line, plus one line per other source that contributed."""
     stamp = f" ({paper.as_of.astimezone(dt.UTC):%m/%d/%Y %H:%M:%S})" if paper.as_of else ""
-    lines = [
-        f"- retweets: {paper.total('reposts')}, favorites: {paper.total('likes')}{stamp}",
-    ]
-    hn = paper.by_source.get("hackernews")
-    if hn:
-        lines.append(f"- hacker news: {hn.get('points', 0)} points")
-    hf = paper.by_source.get("huggingface")
-    if hf:
-        lines.append(f"- hugging face: {hf.get('upvotes', 0)} upvotes")
+    seed = paper.by_source.get(SEED.key, {})
+    counts = ", ".join(f"{s.unit}: {seed.get(s.metric, 0)}" for s in SEED.markdown_metrics)
+    lines = [f"- {counts}{stamp}"]
+    for other in REGISTRY:
+        metrics = paper.by_source.get(other.key)
+        if other.seed or not metrics:
+            continue
+        shown = ", ".join(f"{metrics.get(s.metric, 0)} {s.unit}" for s in other.markdown_metrics)
+        lines.append(f"- {other.name.lower()}: {shown}")
     return lines
 
 

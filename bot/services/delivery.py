@@ -26,11 +26,11 @@ from bot.core.errors import (
 )
 from bot.core.models import Digest, RankedPaper, Window
 from bot.core.schedule import local_date, next_post_time, parse_post_time
-from bot.core.source_names import source_list, source_name
 from bot.services.digests import DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
 from bot.services.ingest import FEED_SOURCE
 from bot.settings import DigestSettings
+from bot.sources.registry import source_list, source_name
 from bot.storage.digests import DigestRecord, DigestRepository
 from bot.storage.guilds import GuildConfig, GuildRepository
 from bot.storage.runs import RunRepository, SourceRun

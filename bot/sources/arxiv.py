@@ -10,11 +10,14 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Annotated, Any
 
 from aiolimiter import AsyncLimiter
 from lxml import etree
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import NoDecode
 
+from bot.config import HttpUrl, Section, comma_list
 from bot.core.arxiv_ids import ArxivId, parse_arxiv_id
 from bot.core.errors import (
     ArxivApiError,
@@ -23,7 +26,7 @@ from bot.core.errors import (
     UnknownCategoryError,
 )
 from bot.core.models import Announcement, AnnounceType, Paper
-from bot.settings import ArxivSettings
+from bot.core.taxonomy import validate_category
 from bot.sources.http import HttpClient, Response
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,25 @@ DEFAULT_MAX_ISOLATION_REQUESTS = 24
 
 # --------------------------------------------------------------------------------------------
 # Parsed shapes
+
+
+class ArxivSettings(Section):
+    api_url: HttpUrl = "https://export.arxiv.org/api/query"
+    rss_url: HttpUrl = "https://rss.arxiv.org/rss"
+    min_interval_seconds: float = Field(3.0, ge=0)  # arXiv's terms: one request every 3 s
+    batch_size: int = Field(100, ge=1, le=100)
+    # Categories whose daily announcements (RSS) are ingested, besides those servers follow.
+    categories: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = Field(
+        default_factory=list
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        try:
+            return list(dict.fromkeys(validate_category(c) for c in value))
+        except UnknownCategoryError as exc:
+            raise ValueError(exc.message) from None
 
 
 @dataclass(frozen=True, slots=True)

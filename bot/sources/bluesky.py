@@ -23,7 +23,7 @@ PUBLIC_JETSTREAMS = (
 
 
 class BlueskySettings(Section):
-    enabled: bool = True  # Bluesky needs no account
+    enabled: bool = False  # TEMP
     jetstream_urls: Annotated[list[WsUrl], NoDecode, BeforeValidator(comma_list)] = Field(
         default_factory=lambda: list(PUBLIC_JETSTREAMS), min_length=1
     )
@@ -40,6 +40,10 @@ class BlueskySettings(Section):
     # On restart, resume this much before the saved cursor (duplicates are absorbed).
     resume_rewind_seconds: float = Field(5.0, ge=0)
     lookback_hours: float = Field(36.0, gt=0)  # how far back Jetstream replays
+    # `hotpapers fetch`: the replay has reached the live edge when no frame came for this long;
+    # the stream is unreachable when the first frame takes longer than replay_connect_seconds.
+    replay_idle_seconds: float = Field(3.0, gt=0)
+    replay_connect_seconds: float = Field(30.0, gt=0)
     reconnect_initial_seconds: float = Field(1.0, gt=0)
     reconnect_max_seconds: float = Field(60.0, gt=0)
     # AppView: public API limit is 3000 requests per 5 minutes per IP.

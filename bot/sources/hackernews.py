@@ -8,10 +8,12 @@ import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from pydantic import Field
+
+from bot.config import HttpUrl, Section
 from bot.core.arxiv_ids import extract_arxiv_ids
 from bot.core.errors import MalformedResponseError
 from bot.core.models import Mention, Metric, Window
-from bot.settings import HackerNewsSettings
 from bot.sources.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,18 @@ UTC = dt.UTC
 NAME = "hackernews"
 QUERY = "arxiv.org"
 DEFAULT_MAX_SPLIT_DEPTH = 8  # up to 2**8 sub-windows for one window
+
+
+class HackerNewsSettings(Section):
+    enabled: bool = True
+    api_url: HttpUrl = "https://hn.algolia.com/api/v1"
+    hits_per_page: int = Field(100, ge=1, le=1000)
+    max_pages: int = Field(10, ge=1)
+    min_points: int = Field(0, ge=0)
+    min_comments: int = Field(0, ge=0)
+    # HN Algolia allows 10,000 requests per hour per IP.
+    requests_per_window: int = Field(10_000, ge=1)
+    window_seconds: float = Field(3600.0, gt=0)
 
 
 class HackerNewsSource:

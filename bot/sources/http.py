@@ -22,8 +22,8 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from bot.core.errors import MalformedResponseError, SourceUnavailableError, http_kind
 from bot.config import HttpSettings
+from bot.core.errors import MalformedResponseError, SourceUnavailableError, http_kind
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def make_session(settings: HttpSettings) -> aiohttp.ClientSession:
 
 
 class HttpClient:
-    """GETs with bounded, jittered retries on timeouts, connection errors, 429 and 5xx.
+    """GETs (and JSON POSTs) with bounded, jittered retries on timeouts, connection errors, 429
+    and 5xx.
 
     ``sleep`` is injectable so that tests run the real retry loop without waiting.
     """
@@ -154,6 +155,39 @@ class HttpClient:
         ``throttle`` (a rate limiter) is entered around every attempt, retries included, and is
         not held during the backoff sleeps between them.
         """
+        return await self._request(
+            "GET", url, params, headers, ok_statuses, retry_after_hint, throttle, None
+        )
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok_statuses: frozenset[int] = frozenset({200}),
+        retry_after_hint: RetryAfterHint | None = None,
+        throttle: AbstractAsyncContextManager[Any] | None = None,
+    ) -> Response:
+        """POST ``json_body`` as JSON (none when ``None``), with the same statuses and retries as
+        :meth:`get`. Only for calls that are safe to repeat (e.g. logging in): an attempt cut
+        short may have reached the server."""
+        return await self._request(
+            "POST", url, params, headers, ok_statuses, retry_after_hint, throttle, json_body
+        )
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        ok_statuses: frozenset[int],
+        retry_after_hint: RetryAfterHint | None,
+        throttle: AbstractAsyncContextManager[Any] | None,
+        json_body: Any,
+    ) -> Response:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1),
             wait=self._wait,
@@ -166,7 +200,9 @@ class HttpClient:
             async for attempt in retrying:
                 with attempt:
                     async with throttle or nullcontext():
-                        return await self._once(url, params, headers, ok_statuses, retry_after_hint)
+                        return await self._once(
+                            url, params, headers, ok_statuses, retry_after_hint, method, json_body
+                        )
         except RetryableStatusError as exc:
             raise SourceUnavailableError(
                 self.source,
@@ -203,9 +239,13 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         ok_statuses: frozenset[int],
         retry_after_hint: RetryAfterHint | None = None,
+        method: str = "GET",
+        json_body: Any = None,
     ) -> Response:
         self.requests += 1
-        async with self.session.get(url, params=params, headers=headers) as resp:
+        async with self.session.request(
+            method, url, params=params, headers=headers, json=json_body
+        ) as resp:
             body = await resp.read()
             if resp.status in ok_statuses:
                 return Response(resp.status, dict(resp.headers), body, str(resp.url))

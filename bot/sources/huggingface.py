@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from bot.config import HttpUrl, Section
 from bot.core.arxiv_ids import extract_arxiv_ids
 from bot.core.errors import MalformedResponseError, SourceError
 from bot.core.models import Mention, Metric, Window
-from bot.settings import HuggingFaceSettings
 from bot.sources.base import parse_timestamp
 from bot.sources.http import HttpClient
 
@@ -32,6 +32,16 @@ def window_dates(window: Window) -> Iterator[dt.date]:
     while day <= last:
         yield day
         day += dt.timedelta(days=1)
+
+
+class HuggingFaceSettings(Section):
+    enabled: bool = True
+    api_url: HttpUrl = "https://huggingface.co/api"
+    limit: int = Field(100, ge=1, le=100)
+    max_pages: int = Field(5, ge=1)
+    # Anonymous Hub API callers get 500 requests per fixed 5-minute window per IP.
+    requests_per_window: int = Field(500, ge=1)
+    window_seconds: float = Field(300.0, gt=0)
 
 
 class HuggingFaceSource:

@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from bot.config import HttpUrl, Section
 from bot.core.arxiv_ids import extract_arxiv_ids
 from bot.core.errors import MalformedResponseError, SourceError
 from bot.core.models import Mention, Metric, Window
-from bot.settings import XSettings
 from bot.sources.base import parse_timestamp
 from bot.sources.http import HttpClient, Response
 
@@ -56,6 +56,18 @@ def describe_window(window: Window) -> str:
     fmt = "%Y-%m-%d %H:%M"
     start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
     return f"window {start.strftime(fmt)} to {end.strftime(fmt)} UTC"
+
+
+class XSettings(Section):
+    enabled: bool = False
+    api_url: HttpUrl = "https://api.x.com/2"
+    query: str = 'url:"arxiv.org" -is:retweet'
+    max_results: int = Field(100, ge=10, le=100)
+    max_pages: int = Field(50, ge=1)
+    search_days: int = Field(7, ge=1)  # how far back recent search reaches
+    # X's app-only limit for recent search: 450 requests per 15-minute window.
+    requests_per_window: int = Field(450, ge=1)
+    window_seconds: float = Field(900.0, gt=0)
 
 
 class XSource:
@@ -372,3 +384,12 @@ def _problem(body: bytes) -> dict[str, Any]:
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def is_on(settings: XSettings, enabled_written: bool, has_token: bool) -> bool:
+    """X runs when a token is set, unless ``sources.x.enabled = false`` was written explicitly."""
+    if enabled_written:
+        if settings.enabled and not has_token:
+            log.warning("sources.x.enabled is true but X_BEARER_TOKEN is not set: X is off")
+        return settings.enabled and has_token
+    return has_token

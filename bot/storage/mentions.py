@@ -66,26 +66,9 @@ class MentionRepository:
                     for name in ("url", "author", "author_name", "text", "lang", "created_at")
                 },
             )
-            keys = [(m.source, m.post_id) for m in batch]
             async with self._db.write() as conn:
                 await conn.execute(stmt, [_mention_row(m, fetched_at) for m in batch])
-                result = await conn.execute(
-                    select(mentions.c.id, mentions.c.source, mentions.c.post_id).where(
-                        tuple_(mentions.c.source, mentions.c.post_id).in_(keys)
-                    )
-                )
-                ids = {(source, post_id): id_ for id_, source, post_id in result}
-                mention_ids = list(ids.values())
-                await conn.execute(
-                    delete(mention_papers).where(mention_papers.c.mention_id.in_(mention_ids))
-                )
-                links = [
-                    {"mention_id": ids[m.source, m.post_id], "arxiv_id": arxiv_id, "position": i}
-                    for m in batch
-                    for i, arxiv_id in enumerate(dict.fromkeys(m.arxiv_ids))
-                ]
-                if links:
-                    await conn.execute(mention_papers.insert(), links)
+                ids = await self._replace_links(conn, batch)
                 snapshot = insert_for(self._db, mention_metrics)
                 snapshot = snapshot.on_conflict_do_update(
                     index_elements=[mention_metrics.c.mention_id, mention_metrics.c.fetched_at],
@@ -97,6 +80,76 @@ class MentionRepository:
                 )
         log.debug("stored %d mentions fetched at %s", len(unique), fetched_at)
         return len(unique)
+
+    async def upsert_discovered(self, items: Iterable[Mention], seen_at: dt.datetime) -> int:
+        """Store posts found on a stream, before any metrics are known; returns how many.
+
+        A replay delivers the same event again and an edit re-delivers the post: either way the
+        row is refreshed (text, language, links), never doubled. What a metrics refresh learnt
+        (handle, display name, link) and every snapshot stay as they are.
+        """
+        seen_at = aware(seen_at, "seen_at")
+        unique = {(m.source, m.post_id): m for m in items}
+        for batch in chunked(unique.values()):
+            stmt = insert_for(self._db, mentions)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[mentions.c.source, mentions.c.post_id],
+                set_={name: stmt.excluded[name] for name in ("text", "lang")},
+            )
+            async with self._db.write() as conn:
+                await conn.execute(stmt, [_mention_row(m, seen_at) for m in batch])
+                await self._replace_links(conn, batch)
+        return len(unique)
+
+    async def _replace_links(self, conn: Any, batch: list[Mention]) -> dict[tuple[str, str], int]:
+        keys = [(m.source, m.post_id) for m in batch]
+        result = await conn.execute(
+            select(mentions.c.id, mentions.c.source, mentions.c.post_id).where(
+                tuple_(mentions.c.source, mentions.c.post_id).in_(keys)
+            )
+        )
+        ids = {(source, post_id): id_ for id_, source, post_id in result}
+        await conn.execute(
+            delete(mention_papers).where(mention_papers.c.mention_id.in_(list(ids.values())))
+        )
+        links = [
+            {"mention_id": ids[m.source, m.post_id], "arxiv_id": arxiv_id, "position": i}
+            for m in batch
+            for i, arxiv_id in enumerate(dict.fromkeys(m.arxiv_ids))
+        ]
+        if links:
+            await conn.execute(mention_papers.insert(), links)
+        return ids
+
+    async def delete_posts(self, source: str, post_ids: Iterable[str]) -> int:
+        """Forget posts (deleted at the source), with their links and metrics; returns how many."""
+        removed = 0
+        for batch in chunked(dict.fromkeys(post_ids)):
+            async with self._db.write() as conn:
+                removed += await self._delete_where(
+                    conn, and_(mentions.c.source == source, mentions.c.post_id.in_(batch))
+                )
+        return removed
+
+    async def delete_with_prefix(self, source: str, prefix: str) -> int:
+        """Forget every post of ``source`` whose id starts with ``prefix`` (an account's posts,
+        whose ids are ``at://<did>/…``); returns how many."""
+        async with self._db.write() as conn:
+            return await self._delete_where(
+                conn,
+                and_(
+                    mentions.c.source == source,
+                    mentions.c.post_id.startswith(prefix, autoescape=True),
+                ),
+            )
+
+    async def _delete_where(self, conn: Any, condition: ColumnElement[bool]) -> int:
+        # Links and snapshots go explicitly: foreign-key cascades are not relied upon.
+        doomed = select(mentions.c.id).where(condition).scalar_subquery()
+        await conn.execute(delete(mention_papers).where(mention_papers.c.mention_id.in_(doomed)))
+        await conn.execute(delete(mention_metrics).where(mention_metrics.c.mention_id.in_(doomed)))
+        result = await conn.execute(delete(mentions).where(condition))
+        return int(result.rowcount or 0)
 
     async def in_window(
         self, window: Window, *, sources: Iterable[str] | None = None

@@ -243,3 +243,24 @@ digest_papers = Table(
     PrimaryKeyConstraint("digest_id", "arxiv_id"),
     Index(None, "guild_id", "arxiv_id", "posted_at"),
 )
+
+stream_state = Table(
+    "stream_state",
+    metadata,
+    Column("stream", String(32), primary_key=True),
+    # Unix microseconds of the last event whose effects are stored (Jetstream's time cursor).
+    Column("cursor_us", BigInteger, nullable=False),
+    Column("instance", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+stream_gaps = Table(
+    "stream_gaps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stream", String(32), nullable=False),
+    Column("gap_start", UTCDateTime, nullable=False),
+    Column("gap_end", UTCDateTime, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Index(None, "stream", "detected_at"),
+)

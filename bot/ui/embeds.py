@@ -7,8 +7,14 @@ from collections.abc import Sequence
 import discord
 
 from bot.core.models import Digest, Paper, RankedPaper, ScoredPost
-from bot.core.source_names import SOURCE_NAMES, source_list
 from bot.core.taxonomy import CATEGORIES
+from bot.sources.registry import (
+    REGISTRY,
+    metrics_text,
+    post_label,
+    source_list,
+    source_name,
+)
 from bot.ui import limits
 from bot.ui.text import authors_line, clip, link_text, neutralise, safe, safe_url
 
@@ -26,43 +32,18 @@ def categories_text(paper: Paper, limit: int = limits.FIELD_VALUE) -> str:
     return clip(" · ".join(parts) or "—", limit)
 
 
-def _count(n: int, unit: str) -> str:
-    return f"{n:,} {unit}"
-
-
 def score_text(ranked: RankedPaper) -> str:
     """``**1,155** — X: 1,000 reposts, 155 likes · Hacker News: 120 points``."""
-    parts = []
-    for source, metrics in sorted(ranked.by_source.items()):
-        name = SOURCE_NAMES.get(source, source)
-        if source in ("x", "bluesky"):
-            shown = [
-                _count(metrics.get("reposts", 0), "reposts"),
-                _count(metrics.get("likes", 0), "likes"),
-            ]
-        elif source == "hackernews":
-            shown = [
-                _count(metrics.get("points", 0), "points"),
-                _count(metrics.get("comments", 0), "comments"),
-            ]
-        elif source == "huggingface":
-            shown = [_count(metrics.get("upvotes", 0), "upvotes")]
-        else:
-            shown = [_count(v, k) for k, v in sorted(metrics.items()) if v]
-        parts.append(f"{name}: {', '.join(shown)}")
+    parts = [
+        f"{source_name(source)}: {metrics_text(source, metrics)}"
+        for source, metrics in sorted(ranked.by_source.items())
+    ]
     return clip(f"**{ranked.score:,.0f}** — " + " · ".join(parts), limits.FIELD_VALUE)
 
 
 def post_line(post: ScoredPost) -> str:
     m = post.mention
-    if m.source == "x":
-        who = f"@{m.author}"
-    elif m.source == "hackernews":
-        who = f"HN: {m.text}"
-    elif m.source == "huggingface":
-        who = "Hugging Face daily papers"
-    else:
-        who = m.author
+    who = post_label(m)
     return f"• [{clip(link_text(who), 80)}]({safe_url(m.url)}) — {post.score:,.0f}"
 
 
@@ -129,11 +110,19 @@ def digest_header(digest: Digest, categories: Sequence[str]) -> str:
     return clip(f"## 🔥 Hot Papers {day}\n{cats} · {count} {ranked_by(digest)}", limits.CONTENT)
 
 
+_REPOSTS_AND_LIKES = frozenset({"reposts", "likes"})
+# The sources whose score is reposts + likes by default (the seed's X).
+_ENGAGEMENT = frozenset(
+    e.key for e in REGISTRY if set(map(str, e.default_weights)) <= _REPOSTS_AND_LIKES
+)
+
+
 def ranked_by(digest: Digest) -> str:
-    """What the ranking counted: reposts and likes when only X (or Bluesky) contributed, else
-    the sources by name, so a day carried by Hacker News is not credited to reposts."""
+    """What the ranking counted: reposts and likes when only such sources (the seed's X)
+    contributed, else the sources by name, so a day carried by Hacker News is not credited to
+    reposts."""
     sources = {source for ranked in digest.papers for source in ranked.by_source}
-    if sources <= {"x", "bluesky"}:
+    if sources <= _ENGAGEMENT:
         return "ranked by reposts and likes"
     return f"ranked by social attention on {source_list(sources)}"
 

@@ -10,8 +10,8 @@ import discord
 
 from bot.core.errors import failure_phrase
 from bot.core.models import Paper
-from bot.core.source_names import source_name
 from bot.core.taxonomy import ARCHIVES, CATEGORIES
+from bot.sources.registry import REGISTRY, source_name
 from bot.ui import limits
 from bot.ui.embeds import COLOR
 from bot.ui.text import clip, link_text, safe, safe_url
@@ -66,7 +66,9 @@ def about_embed(
 ) -> discord.Embed:
     def fmt(source: str) -> str:
         w = weights.get(source, {})
-        return " + ".join(f"{v:g}×{k}" for k, v in w.items()) or "not counted"
+        return " + ".join(f"{v:g}×{k}" for k, v in w.items() if v) or "not counted"
+
+    counted = "\n".join(f"• {entry.name}: {fmt(entry.key)}" for entry in REGISTRY)
 
     embed = discord.Embed(
         title="hotpapers",
@@ -81,8 +83,7 @@ def about_embed(
         name="How ranking works",
         value=clip(
             "A paper's score is the sum, over every post that links it in the last day, of its "
-            f"weighted popularity:\n• X: {fmt('x')}\n• Hacker News: {fmt('hackernews')}\n"
-            f"• Hugging Face: {fmt('huggingface')}\n"
+            f"weighted popularity:\n{counted}\n"
             f"Papers scoring **{threshold:g}** or more are listed best first; under each, the "
             f"posts that scored {post_threshold:g} or more (always the best one).",
             limits.FIELD_VALUE,
