@@ -178,6 +178,8 @@ def print_report(report: Any) -> None:
     for s in report.sources:
         status = "ok" if s.ok else f"FAILED: {s.error}"
         _say(f"{s.source:<12} {s.mentions:>8} {s.papers:>7} {s.requests:>8}  {status}")
+        for note in s.notes:
+            _say(f"{'':<12} {note}")
     arxiv = "ok" if report.arxiv_error is None else f"FAILED: {report.arxiv_error}"
     _say(f"{'arxiv':<12} {'':>8} {report.resolved:>7} {'':>8}  {arxiv}")
     if report.feed is not None:
@@ -203,7 +205,9 @@ async def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
         )
     categories = parse_categories(args.categories) or tuple(settings.arxiv.categories)
     async with open_runtime(settings) as rt:
-        report = await rt.ingest.run(Window(since, until), progress=_say, categories=categories)
+        report = await rt.ingest.run(
+            Window(since, until), progress=_say, categories=categories, replay=True
+        )
     print_report(report)
     collected = any(s.ok for s in report.sources)
     return EXIT_OK if collected or not report.sources else EXIT_FAILURE
@@ -218,7 +222,7 @@ async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
     categories = parse_categories(args.categories)
     async with open_runtime(settings) as rt:
         if args.fetch:
-            report = await rt.ingest.run(Window.for_day(day), progress=_say)
+            report = await rt.ingest.run(Window.for_day(day), progress=_say, replay=True)
             print_report(report)
         digest = await rt.digests.for_day(
             day, categories=categories, threshold=args.threshold, top_n=args.top

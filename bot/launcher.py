@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from bot.scheduling import Scheduler, digest_job_id
 from bot.services.delivery import DeliveryService, GuildStatus, empty_reason
 from bot.services.guilds import GuildService
 from bot.services.papers import PaperService
+from bot.services.stream import StreamConsumer
 from bot.settings import Settings
 from bot.storage.guilds import GuildConfig
 
@@ -32,6 +34,11 @@ DEFAULT_API_BASE = "https://discord.com/api/v10"
 # Digests posted at once, by the daily jobs and the sweep together (each goes to its own
 # channel's rate-limit bucket, but each also ranks a day and holds a database connection).
 DELIVERY_CONCURRENCY = 4
+# A crashed stream consumer restarts after 2 s, doubling up to 5 minutes while it keeps failing.
+STREAM_RESTART_SECONDS = 2.0
+STREAM_RESTART_MAX_SECONDS = 300.0
+# /digest status shows the stream gaps found this recently.
+STREAM_GAPS_SHOWN = dt.timedelta(days=7)
 
 
 def invite_permissions() -> discord.Permissions:
@@ -87,6 +94,7 @@ class Services:
     )
     _ingesting: asyncio.Task[None] | None = None
     _recovered: bool = False
+    _streams: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.started_at is None:
@@ -162,7 +170,9 @@ class Services:
 
     async def status(self, guild_id: int) -> GuildStatus:
         config = await self.guilds.config(guild_id)
-        return await self.delivery.status(config, [s.name for s in self.rt.sources])
+        since = self.rt.clock() - STREAM_GAPS_SHOWN
+        gaps = [gap for c in self.rt.consumers for gap in await c.gaps(since)]
+        return await self.delivery.status(config, [s.name for s in self.rt.sources], gaps=gaps)
 
     # --- scheduling -------------------------------------------------------------------------
 
@@ -177,6 +187,42 @@ class Services:
         )
         task = asyncio.get_running_loop().create_task(self._start_jobs())
         self._track(task)
+        self.start_streams()
+
+    # --- streams ----------------------------------------------------------------------------
+
+    def start_streams(self) -> None:
+        """Follow every streaming source in the background, each under a supervisor."""
+        loop = asyncio.get_running_loop()
+        for consumer in self.rt.consumers:
+            task = loop.create_task(self._supervise(consumer), name=f"stream:{consumer.name}")
+            self._streams.append(task)
+
+    async def _supervise(self, consumer: StreamConsumer) -> None:
+        """Run a consumer for good: a crash is logged and the consumer restarted (from its
+        saved cursor) after a growing pause; only cancellation (shutdown) ends it."""
+        pause = STREAM_RESTART_SECONDS
+        while True:
+            started = time.monotonic()
+            try:
+                await consumer.run()
+                log.warning("%s stream ended: restarting", consumer.name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s stream crashed: restarting in %.0f s", consumer.name, pause)
+            if time.monotonic() - started > STREAM_RESTART_MAX_SECONDS:
+                pause = STREAM_RESTART_SECONDS  # it ran a good while: not a crash loop
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, STREAM_RESTART_MAX_SECONDS)
+
+    async def stop_streams(self, seconds: float = 10.0) -> None:
+        """Cancel the consumers; each stores what it read and saves its cursor on the way out."""
+        tasks, self._streams = self._streams, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
 
     async def _start_jobs(self) -> None:
         assert self.scheduler is not None
@@ -334,6 +380,7 @@ class Services:
     async def drain(self, seconds: float = 30.0) -> None:
         """Stop an ingestion in progress; let sends in flight finish (they record each message)
         before the client and the database close; cancel what still runs after ``seconds``."""
+        await self.stop_streams()
         await self.stop_ingestion()
         current = asyncio.current_task()
         waiting = [t for t in self._tasks if t is not current and not t.done()]

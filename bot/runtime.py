@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +14,7 @@ import aiohttp
 from bot.services.digests import DigestService
 from bot.services.ingest import IngestService
 from bot.services.papers import PaperService
+from bot.services.stream import StreamConsumer, StreamingSource
 from bot.settings import Settings
 from bot.sources.arxiv import ArxivClient, ArxivRateLimiter
 from bot.sources.base import PopularitySource
@@ -25,6 +27,7 @@ from bot.storage.guilds import GuildRepository
 from bot.storage.mentions import MentionRepository
 from bot.storage.papers import PaperRepository
 from bot.storage.runs import RunRepository
+from bot.storage.streams import StreamRepository
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ class Runtime:
     ingest: IngestService
     digests: DigestService
     paper_lookup: PaperService
+    streams: StreamRepository
+    # One consumer per streaming source (Bluesky's Jetstream): the bot runs them in the
+    # background; `hotpapers fetch` replays a window through them.
+    consumers: tuple[StreamConsumer, ...] = ()
 
 
 def build_sources(
@@ -85,6 +92,21 @@ def build_sources(
     return sources
 
 
+def feed_rules(settings: Settings) -> tuple[dict[str, int], dict[str, frozenset[str]]]:
+    """Each source's feed-bot limit and ignored accounts, from its own settings."""
+    limits: dict[str, int] = {}
+    ignored: dict[str, frozenset[str]] = {}
+    for entry in REGISTRY:
+        config = getattr(settings.sources, entry.key)
+        limit = entry.feed_limit(config)
+        if limit is not None:
+            limits[entry.key] = limit
+        handles = frozenset(h.strip().lstrip("@").lower() for h in entry.ignored_authors(config))
+        if handles:
+            ignored[entry.key] = handles
+    return limits, ignored
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -107,9 +129,31 @@ async def open_runtime(
             mentions = MentionRepository(db)
             runs = RunRepository(db)
             sources = tuple(build_sources(settings, session, clock, sleep))
+            streams = StreamRepository(db)
+            write_lock = asyncio.Lock()  # one writer at a time: ingestion and the streams
+            limits, ignored = feed_rules(settings)
             digests = DigestService(
-                papers=papers, mentions=mentions, runs=runs, ranking=settings.ranking, clock=clock
+                papers=papers,
+                mentions=mentions,
+                runs=runs,
+                ranking=settings.ranking,
+                clock=clock,
+                feed_limits=limits,
+                ignored_authors=ignored,
             )
+            consumers = {
+                source.name: StreamConsumer(
+                    source=source,
+                    settings=getattr(settings.sources, source.name),
+                    mentions=mentions,
+                    streams=streams,
+                    clock=clock,
+                    write_lock=write_lock,
+                    on_stored=digests.invalidate,
+                )
+                for source in sources
+                if isinstance(source, StreamingSource)
+            }
             yield Runtime(
                 settings=settings,
                 clock=clock,
@@ -130,9 +174,13 @@ async def open_runtime(
                     runs=runs,
                     clock=clock,
                     on_stored=digests.invalidate,
+                    consumers=consumers,
+                    write_lock=write_lock,
                 ),
                 digests=digests,
                 paper_lookup=PaperService(papers=papers, arxiv=arxiv, clock=clock),
+                streams=streams,
+                consumers=tuple(consumers.values()),
             )
     finally:
         await db.close()

@@ -30,6 +30,11 @@ class RankingRules:
     post_threshold: float = 25.0
     max_posts: int = 10
     top_n: int | None = None
+    # Per source: an account linking more distinct papers than this in one UTC day is a feed
+    # (a bot posting every new paper); its posts weigh 0 and add nothing to the totals.
+    feed_limits: Mapping[str, int] = field(default_factory=dict)
+    # Per source: accounts (handles) whose posts always weigh 0.
+    ignored_authors: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,36 @@ def post_score(mention: Mention, weights: Weights) -> float:
     """The weighted sum of one post's metrics; metrics without a weight count for nothing."""
     source_weights = weights.get(mention.source, {})
     return float(sum(w * mention.metric(metric) for metric, w in source_weights.items()))
+
+
+def account_of(mention: Mention) -> str:
+    """The account behind a post: the DID of an AT Protocol post (``at://<did>/…``), whose
+    handle may change or be unknown yet, else the author as the source names it."""
+    if mention.post_id.startswith("at://"):
+        return mention.post_id[5:].split("/", 1)[0]
+    return mention.author
+
+
+def feed_posts(observations: Iterable[Observation], rules: RankingRules) -> set[tuple[str, str]]:
+    """The (source, post_id) of posts by feeds and ignored accounts, which weigh nothing."""
+    if not rules.feed_limits and not rules.ignored_authors:
+        return set()
+    papers_by_day: dict[tuple[str, str, dt.date], set[str]] = defaultdict(set)
+    posts_by_day: dict[tuple[str, str, dt.date], list[tuple[str, str]]] = defaultdict(list)
+    muted: set[tuple[str, str]] = set()
+    for obs in observations:
+        m = obs.mention
+        key = (m.source, m.post_id)
+        if m.author.lower() in rules.ignored_authors.get(m.source, frozenset()):
+            muted.add(key)
+        if m.source in rules.feed_limits:
+            day = (m.source, account_of(m), m.created_at.astimezone(dt.UTC).date())
+            papers_by_day[day].update(m.arxiv_ids)
+            posts_by_day[day].append(key)
+    for day, linked in papers_by_day.items():
+        if len(linked) > rules.feed_limits[day[0]]:
+            muted.update(posts_by_day[day])
+    return muted
 
 
 def _post_key(post: ScoredPost) -> tuple[float, dt.datetime, str, str]:
@@ -78,15 +113,20 @@ def score_papers(
         lambda: defaultdict(lambda: defaultdict(int))
     )
     as_of: dict[str, dt.datetime] = {}
-    for obs in _latest(observations):
+    latest = _latest(observations)
+    muted = feed_posts(latest, rules)
+    for obs in latest:
         mention = obs.mention
         if mention.created_at not in window:
             continue
-        scored = ScoredPost(mention, post_score(mention, rules.weights))
+        feed = (mention.source, mention.post_id) in muted
+        scored = ScoredPost(mention, 0.0 if feed else post_score(mention, rules.weights))
         for arxiv_id in dict.fromkeys(mention.arxiv_ids):
             if arxiv_id not in papers:
                 continue
             posts[arxiv_id].append(scored)
+            if feed:
+                continue
             for metric, value in mention.metrics.items():
                 totals[arxiv_id][mention.source][metric] += int(value or 0)
             if obs.fetched_at is not None and (
@@ -103,7 +143,7 @@ def score_papers(
             RankedPaper(
                 paper=papers[arxiv_id],
                 score=score,
-                by_source={src: dict(m) for src, m in totals[arxiv_id].items()},
+                by_source={src: dict(m) for src, m in totals.get(arxiv_id, {}).items()},
                 top_posts=tuple(shown[: rules.max_posts]),
                 as_of=as_of.get(arxiv_id),
             )

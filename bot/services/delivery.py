@@ -34,6 +34,7 @@ from bot.sources.registry import source_list, source_name
 from bot.storage.digests import DigestRecord, DigestRepository
 from bot.storage.guilds import GuildConfig, GuildRepository
 from bot.storage.runs import RunRepository, SourceRun
+from bot.storage.streams import StreamGap
 
 log = logging.getLogger(__name__)
 
@@ -402,8 +403,17 @@ class DeliveryService:
             and now - run.finished_at <= dt.timedelta(hours=36)
         )
 
-    async def status(self, config: GuildConfig, source_names: Sequence[str]) -> GuildStatus:
-        """Everything ``/digest status`` shows, with the reasons a digest may be empty or late."""
+    async def status(
+        self,
+        config: GuildConfig,
+        source_names: Sequence[str],
+        *,
+        gaps: Sequence[StreamGap] = (),
+    ) -> GuildStatus:
+        """Everything ``/digest status`` shows, with the reasons a digest may be empty or late.
+
+        ``gaps``: stretches of a stream that could not be replayed (the bot was down longer
+        than the stream keeps), shown so that a thin digest is explained, never silent."""
         now = self.clock()
         active = config.channel_id is not None and not config.paused
         next_post = await self.next_post(config, now) if active else None
@@ -426,6 +436,12 @@ class DeliveryService:
                 )
         if not sources:
             notes.append("No popularity source is enabled on this bot.")
+        for gap in gaps:
+            notes.append(
+                f"{source_name(gap.stream)} posts from {gap.start:%Y-%m-%d %H:%M} to "
+                f"{gap.end:%Y-%m-%d %H:%M} UTC ({gap.hours:.1f} h) were missed: the bot was "
+                "offline longer than the stream can replay."
+            )
         feed = runs.get(FEED_SOURCE)
         if feed is not None:
             sources[FEED_SOURCE] = feed

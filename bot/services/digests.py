@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from bot.core.models import Digest, RankedPaper, Window
@@ -48,8 +48,12 @@ class DigestService:
         ranking: RankingSettings,
         clock: Clock,
         scores_ttl: dt.timedelta = SCORES_TTL,
+        feed_limits: Mapping[str, int] | None = None,
+        ignored_authors: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.papers = papers
+        self.feed_limits = dict(feed_limits or {})
+        self.ignored_authors = dict(ignored_authors or {})
         self.mentions = mentions
         self.runs = runs
         self.ranking = ranking
@@ -66,6 +70,8 @@ class DigestService:
             post_threshold=self.ranking.post_threshold,
             max_posts=self.ranking.max_posts,
             top_n=self.ranking.top_n if top_n is None else top_n,
+            feed_limits=self.feed_limits,
+            ignored_authors=self.ignored_authors,
         )
 
     def invalidate(self) -> None:

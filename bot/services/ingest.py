@@ -6,8 +6,9 @@ import asyncio
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.core.errors import ArxivApiError, SourceError
 from bot.core.models import Announcement, AnnounceType, Mention, Paper, Window
@@ -16,6 +17,9 @@ from bot.sources.base import PopularitySource
 from bot.storage.mentions import MentionRepository
 from bot.storage.papers import PaperRepository
 from bot.storage.runs import RunRepository
+
+if TYPE_CHECKING:
+    from bot.services.stream import StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +36,27 @@ class SourceSummary:
     papers: int
     requests: int
     error: str | None = None
+    notes: tuple[str, ...] = ()  # e.g. what a stream replay gave, hours it could not replay
+    gone: int = 0  # posts the source says are deleted, forgotten
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Refreshed(Protocol):
+    mentions: Sequence[Mention]
+    gone: Sequence[str]
+
+
+@runtime_checkable
+class RefreshingSource(Protocol):
+    """A source that re-reads the metrics of the posts already stored (streamed posts carry
+    none); the posts it no longer finds are gone and are forgotten."""
+
+    name: str
+
+    async def refresh(self, posts: Sequence[Mention]) -> Refreshed: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +138,12 @@ class IngestService:
         runs: RunRepository,
         clock: Clock,
         on_stored: Callable[[], None] | None = None,
+        consumers: Mapping[str, StreamConsumer] | None = None,
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self.sources = list(sources)
+        # Streaming sources: `replay` reads their stream for the window before counting.
+        self.consumers = dict(consumers or {})
         self.arxiv = arxiv
         self.papers = papers
         self.mentions = mentions
@@ -130,7 +155,7 @@ class IngestService:
         # Sources are collected concurrently, but their results are written one at a time: one
         # writer never waits on another (SQLite has one write lock, and an in-memory database
         # one connection for everybody).
-        self._write_lock = asyncio.Lock()
+        self._write_lock = write_lock or asyncio.Lock()
 
     @property
     def running(self) -> bool:
@@ -142,17 +167,20 @@ class IngestService:
         progress: Progress | None = None,
         *,
         categories: Collection[str] = (),
+        replay: bool = False,
     ) -> IngestReport:
         """One ingestion pass. Never raises for a source failure: it is reported instead.
 
         ``categories``: also read today's arXiv announcements (RSS) of these categories, so
-        new papers are stored (and searchable) before anyone links them.
+        new papers are stored (and searchable) before anyone links them. ``replay``: read each
+        streaming source's stream over the window first (``hotpapers fetch``; the bot's
+        consumers follow the stream live instead).
         """
         say = progress or (lambda _msg: None)
         async with self._lock:
             try:
                 results = await asyncio.gather(
-                    *(self._collect(source, window, say) for source in self.sources)
+                    *(self._collect(source, window, say, replay) for source in self.sources)
                 )
                 summaries = tuple(results)
                 feed = await self._announcements(sorted(set(categories)), window, say)
@@ -221,7 +249,7 @@ class IngestService:
         return summary
 
     async def _collect(
-        self, source: PopularitySource, window: Window, say: Progress
+        self, source: PopularitySource, window: Window, say: Progress, replay: bool = False
     ) -> SourceSummary:
         started = self.clock()
         say(
@@ -229,10 +257,22 @@ class IngestService:
         )
         before = source.requests
         mentions: list[Mention] = []
+        gone: Sequence[str] = ()
+        notes: list[str] = []
         error: str | None = None
         error_kind: str | None = None
         try:
+            consumer = self.consumers.get(source.name)
+            if replay and consumer is not None:
+                replayed = await consumer.replay(window)
+                notes.append(replayed.describe())
+                say(f"{source.name}: {replayed.describe()}")
             mentions = await source.collect(window)
+            if isinstance(source, RefreshingSource):
+                stored = await self.mentions.in_window(window, sources=[source.name])
+                refreshed = await source.refresh([s.mention for s in stored])
+                mentions = [*mentions, *refreshed.mentions]
+                gone = refreshed.gone
         except SourceError as exc:
             error, error_kind = _error_text(exc, source.name), exc.kind
             log.warning("source %s failed: %s", source.name, error)
@@ -244,15 +284,20 @@ class IngestService:
         async with self._write_lock:
             if mentions:
                 await self.mentions.upsert(mentions, fetched_at)
+            if gone:
+                await self.mentions.delete_posts(source.name, gone)
             await self.runs.record(
                 source.name, window, started, fetched_at, len(mentions), requests, error, error_kind
             )
         papers = len({i for m in mentions for i in m.arxiv_ids})
         say(
             f"{source.name}: {len(mentions)} mentions, {papers} papers, {requests} requests"
+            + (f", {len(gone)} deleted posts forgotten" if gone else "")
             + (f" — FAILED: {error}" if error else "")
         )
-        return SourceSummary(source.name, len(mentions), papers, requests, error)
+        return SourceSummary(
+            source.name, len(mentions), papers, requests, error, tuple(notes), len(gone)
+        )
 
     async def _resolve(self, say: Progress) -> tuple[int, list[str], str | None]:
         ids = await self.mentions.unresolved_ids(now=self.clock())

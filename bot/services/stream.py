@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.core.errors import SourceError
 from bot.core.models import Mention, Window
@@ -50,6 +50,7 @@ class FrameStream(Protocol):
     def instance(self) -> str: ...
 
 
+@runtime_checkable
 class StreamingSource(Protocol):
     """A source whose posts arrive on a stream: its transport and its decoder."""
 

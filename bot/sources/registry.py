@@ -65,6 +65,9 @@ class SourceEntry:
     default_weights: Mapping[str, float]
     post_label: Callable[[Mention], str]  # how a post is named in a list of top posts
     about: str  # one sentence for /about and the README: what is counted, and why so weighted
+    reads: str  # README: what is read from the service
+    credentials: str  # README: what credentials it takes, and what happens without them
+    notes: str  # README: limits, pitfalls, how failures are handled
     secrets: tuple[str, ...] = ()  # environment variables holding its credentials
     markdown_tag: str = ""  # the seed post's front-matter tag; the display name by default
     # The seed's source: its counts open each paper's popularity lines ("retweets: …") and its
@@ -143,6 +146,13 @@ REGISTRY: tuple[SourceEntry, ...] = (
         post_label=lambda m: f"@{m.author}",
         about="reposts and likes of posts linking the paper (the original Hot Papers score); "
         "needs a paid API token",
+        reads='API v2 recent search for `url:"arxiv.org" -is:retweet`: reposts, likes, '
+        "replies, quotes; arXiv links from `entities.urls[].expanded_url`",
+        credentials="`X_BEARER_TOKEN` (app-only bearer). Off without it",
+        notes="recent search reaches back 7 days: an older window start is moved to the edge "
+        "(with a warning); a window wholly older is asked anyway and X's refusal becomes a "
+        "clear message. Paginates with `next_token`. Honours `Retry-After` and "
+        "`x-rate-limit-reset`; at most 450 requests per 15 minutes",
         secrets=("X_BEARER_TOKEN",),
         markdown_tag="Twitter",
         seed=True,
@@ -159,6 +169,15 @@ REGISTRY: tuple[SourceEntry, ...] = (
         post_label=lambda m: f"@{m.author}",
         about="likes, reposts and quotes of posts linking the paper, read from the open "
         "Jetstream; no account needed, and feed bots count for nothing",
+        reads="Jetstream (`/subscribe`, `wantedCollections=app.bsky.feed.post`): every post, "
+        "kept when a link facet, an external embed or the text names an arXiv paper; then "
+        "`app.bsky.feed.getPosts` (25 posts a request) for likes, reposts, quotes, replies",
+        credentials="none. If the AppView asks for a login: `BLUESKY_HANDLE` and "
+        "`BLUESKY_APP_PASSWORD` (an app password)",
+        notes="the bot follows the stream live with a durable cursor; `fetch` replays it (36 h "
+        "back at most; missing hours are named). Deleted posts and accounts are forgotten. "
+        "Accounts linking more than 20 papers a day (feeds) weigh 0. At most 3,000 AppView "
+        "requests per 5 minutes",
         secrets=("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD"),
         feed_limit=lambda s: s.max_papers_per_author_day,
         ignored_authors=lambda s: s.ignore_handles,
@@ -173,6 +192,12 @@ REGISTRY: tuple[SourceEntry, ...] = (
         default_weights={Metric.POINTS: 1.0},
         post_label=_hn_label,
         about="points of stories linking the paper; one point is one vote, like a like",
+        reads="Algolia `search_by_date`, stories whose URL is on arxiv.org, `numericFilters` on "
+        "`created_at_i`, and on points and comments when `min_points` / `min_comments` are "
+        "set: points, comments",
+        credentials="none",
+        notes="Algolia stops at 1,000 hits per query: busy windows are split in halves. Every "
+        "hit's URL is re-checked for a real arXiv id. At most 10,000 requests per hour",
         markdown_units=_shown(Metric.POINTS),
     ),
     SourceEntry(
@@ -185,6 +210,9 @@ REGISTRY: tuple[SourceEntry, ...] = (
         default_weights={Metric.UPVOTES: 2.0},
         post_label=lambda _m: "Hugging Face daily papers",
         about="upvotes on Daily Papers, counted twice: they are scarcer than likes",
+        reads="`daily_papers?date=…` for each day of the window: upvotes, comments",
+        credentials="optional `HF_TOKEN`",
+        notes="at most 500 requests per 5 minutes (the anonymous limit)",
         secrets=("HF_TOKEN",),
     ),
 )
@@ -232,3 +260,34 @@ def metrics_text(key: str, metrics: Mapping[str, int]) -> str:
     if found is None:
         return ", ".join(f"{v:,} {k}" for k, v in sorted(metrics.items()) if v)
     return ", ".join(f"{metrics.get(s.metric, 0):,} {s.unit}" for s in found.metrics)
+
+
+def weights_text(weights: Mapping[str, float]) -> str:
+    """``reposts x 1 + likes x 1`` (with the multiplication sign); weight 0 is left out."""
+    return " + ".join(f"{metric} × {weight:g}" for metric, weight in weights.items() if weight)
+
+
+def readme_tables() -> str:
+    """The README's source and default-weight tables, generated from the registry
+    (``python -m bot.sources.registry``; a test keeps the README equal to it)."""
+    rows = [
+        "| source | what is read | credentials | notes |",
+        "|---|---|---|---|",
+        *(
+            f"| {e.name} (`sources.{e.key}`) | {e.reads} | {e.credentials} | {e.notes} |"
+            for e in REGISTRY
+        ),
+        "",
+        "| source | default weight | why |",
+        "|---|---|---|",
+        *(
+            f"| {e.name} | {weights_text({str(k): v for k, v in e.default_weights.items()})} "
+            f"| {e.about} |"
+            for e in REGISTRY
+        ),
+    ]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(readme_tables(), end="")
