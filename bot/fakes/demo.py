@@ -17,8 +17,10 @@ from pydantic import SecretStr
 
 from bot.core.models import Paper, Window
 from bot.fakes.arxiv import FakeArxiv
+from bot.fakes.bluesky import FakeBlueskyAppView, external_embed, fake_did, link_facet
 from bot.fakes.hackernews import FakeHackerNews
 from bot.fakes.huggingface import FakeHuggingFace
+from bot.fakes.jetstream import FakeJetstream
 from bot.fakes.x import FakeX, XLink
 from bot.render.json import render_json
 from bot.render.markdown import render_markdown
@@ -75,6 +77,8 @@ class DemoWorld:
     x: FakeX
     hackernews: FakeHackerNews
     huggingface: FakeHuggingFace
+    bluesky: FakeBlueskyAppView
+    jetstream: FakeJetstream
 
     def clock(self) -> dt.datetime:
         return self.now
@@ -99,6 +103,74 @@ def load_dataset_into(arxiv: FakeArxiv, x: FakeX, data: dict[str, Any]) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SyntheticPost:
+    """A made-up Bluesky post of the demo (labelled so in its author's display name)."""
+
+    handle: str
+    rkey: str
+    text: str
+    url: str  # the arXiv link
+    minutes: int  # after the day's start
+    likes: int
+    reposts: int
+    quotes: int
+    replies: int
+    shown: str | None = None  # linked through a facet over this text; else an external embed
+
+
+# SYNTHETIC: the reference day predates Bluesky's papers crowd, so the demo's Bluesky posts are
+# made up (accounts, texts and counts), linking the day's top paper. Their counts keep the
+# reference's order: the top paper stays first, and its best tweet stays its best post.
+SYNTHETIC_BLUESKY_POSTS = (
+    SyntheticPost(
+        handle="synthetic-ml-reader.bsky.social",
+        rkey="3demo2ml0000a",
+        text="Self-supervised learning on a budget, worth a read: arxiv.org/abs/2012.10885",
+        url="https://arxiv.org/abs/2012.10885",
+        shown="arxiv.org/abs/2012.10885",
+        minutes=125,
+        likes=180,
+        reposts=40,
+        quotes=6,
+        replies=9,
+    ),
+    SyntheticPost(
+        handle="synthetic-lab.bsky.social",
+        rkey="3demo2lab000b",
+        text="New from our friends, the PDF is up",
+        url="https://arxiv.org/pdf/2012.10885v1",
+        minutes=300,
+        likes=12,
+        reposts=3,
+        quotes=0,
+        replies=1,
+    ),
+)
+
+
+def load_bluesky_into(appview: FakeBlueskyAppView, jetstream: FakeJetstream, day: dt.date) -> None:
+    """Serve the synthetic Bluesky posts: their events on the fake Jetstream, their counts on
+    the fake AppView."""
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    for post in SYNTHETIC_BLUESKY_POSTS:
+        uri = appview.add_post(
+            fake_did(post.handle),
+            post.rkey,
+            handle=post.handle,
+            display_name="Synthetic demo account",
+            text=post.text,
+            created_at=start + dt.timedelta(minutes=post.minutes),
+            likes=post.likes,
+            reposts=post.reposts,
+            quotes=post.quotes,
+            replies=post.replies,
+            facets=[link_facet(post.text, post.shown, post.url)] if post.shown else None,
+            embed=None if post.shown else external_embed(post.url),
+        )
+        jetstream.add(appview.jetstream_event(uri))
+
+
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
@@ -121,7 +193,11 @@ async def demo_world(
         x = await stack.enter_async_context(FakeX(token=DEMO_TOKEN, now=lambda: now))
         hn = await stack.enter_async_context(FakeHackerNews())
         hf = await stack.enter_async_context(FakeHuggingFace())
+        appview = await stack.enter_async_context(FakeBlueskyAppView())
+        jetstream = await stack.enter_async_context(FakeJetstream(clock=lambda: now))
         load_dataset_into(arxiv, x, data)
+        day = dt.date.fromisoformat(data["day"])
+        load_bluesky_into(appview, jetstream, day)
         overrides = {
             "database": {"url": f"sqlite+aiosqlite:///{database_dir / 'demo.db'}"},
             "arxiv": {"api_url": arxiv.api_url, "rss_url": arxiv.rss_url},
@@ -129,13 +205,22 @@ async def demo_world(
                 "x": {"enabled": True, "api_url": x.api_url},
                 "hackernews": {"enabled": True, "api_url": hn.api_url},
                 "huggingface": {"enabled": True, "api_url": hf.api_url},
+                "bluesky": {
+                    "enabled": True,
+                    "jetstream_urls": [jetstream.subscribe_url],
+                    "api_url": appview.url,
+                    "auth_url": appview.url,
+                    # The fake replays at socket speed: a short quiet spell is the live edge.
+                    "replay_idle_seconds": 0.5,
+                    "replay_connect_seconds": 10.0,
+                },
             },
         }
         settings = Settings.model_validate(
             _deep_merge(base.model_dump(), overrides)
             | {"secrets": Secrets(sources={"X_BEARER_TOKEN": SecretStr(DEMO_TOKEN)})}
         )
-        yield DemoWorld(dt.date.fromisoformat(data["day"]), now, settings, arxiv, x, hn, hf)
+        yield DemoWorld(day, now, settings, arxiv, x, hn, hf, appview, jetstream)
 
 
 async def run_demo(
@@ -147,6 +232,6 @@ async def run_demo(
             demo_world(base, Path(tmp)) as world,
             open_runtime(world.settings, clock=world.clock) as rt,
         ):
-            await rt.ingest.run(Window.for_day(world.day), progress=progress)
+            await rt.ingest.run(Window.for_day(world.day), progress=progress, replay=True)
             digest = await rt.digests.for_day(world.day)
     return render_json(digest) if output == "json" else render_markdown(digest)

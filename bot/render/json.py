@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from bot.core.models import Digest, RankedPaper
+from bot.sources.registry import SEED
 
 
 def _paper(rank: int, ranked: RankedPaper) -> dict[str, Any]:
@@ -26,8 +27,9 @@ def _paper(rank: int, ranked: RankedPaper) -> dict[str, Any]:
         "doi": p.doi,
         "links": {"abs": p.abs_url, "pdf": p.pdf_url, "html": p.html_url},
         "score": ranked.score,
-        "retweets": ranked.total("reposts"),
-        "favorites": ranked.total("likes"),
+        # The seed's counts (X's reposts and likes), as the markdown post's first line.
+        "retweets": ranked.by_source.get(SEED.key, {}).get("reposts", 0),
+        "favorites": ranked.by_source.get(SEED.key, {}).get("likes", 0),
         "by_source": {src: dict(m) for src, m in ranked.by_source.items()},
         "as_of": ranked.as_of.isoformat() if ranked.as_of else None,
         "top_posts": [

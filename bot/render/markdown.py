@@ -7,9 +7,8 @@ import html
 import re
 
 from bot.core.models import Digest, Mention, RankedPaper, ScoredPost
-from bot.sources.registry import REGISTRY, entry
+from bot.sources.registry import REGISTRY, SEED, entry
 
-SEED = next(entry for entry in REGISTRY if entry.seed)
 _URL = re.compile(r"https?://[^\s<>\"]+")
 
 

@@ -269,8 +269,11 @@ class IngestService:
                 say(f"{source.name}: {replayed.describe()}")
             mentions = await source.collect(window)
             if isinstance(source, RefreshingSource):
-                stored = await self.mentions.in_window(window, sources=[source.name])
-                refreshed = await source.refresh([s.mention for s in stored])
+                # Under the write lock: other sources write meanwhile, and an in-memory
+                # database is one connection, on which a read cannot overlap a write.
+                async with self._write_lock:
+                    stored = await self.mentions.posts_to_refresh(source.name, window)
+                refreshed = await source.refresh(stored)
                 mentions = [*mentions, *refreshed.mentions]
                 gone = refreshed.gone
         except SourceError as exc:

@@ -169,7 +169,9 @@ class StreamConsumer:
         rewind = round(self.settings.resume_rewind_seconds * 1_000_000)
         start = saved.cursor_us - rewind
         floor = micros(now - dt.timedelta(hours=self.settings.lookback_hours))
-        if start < floor:
+        # Only the saved cursor itself being too old loses posts: a rewind that merely reaches
+        # past the floor is clamped by the stream and misses nothing.
+        if saved.cursor_us < floor:
             gap = await self.streams.record_gap(self.name, saved.moment, _moment(floor), now)
             log.warning(
                 "%s stream: the saved cursor (%s UTC) is older than the %g h the stream keeps; "
@@ -297,11 +299,15 @@ class StreamConsumer:
 
     async def _flush(self, *, save: bool) -> None:
         """Apply the pending events in stream order, then (live) save the cursor after them."""
-        events, self._pending = self._pending, []
+        events = list(self._pending)
         cursor = self._pending_us
         if events:
             async with self._write_lock:
                 await self._apply(events)
+            # Dropped only once stored: a flush cut short (cancelled, or a failed write) leaves
+            # them pending, so the flush on the way out applies them again (every write is
+            # idempotent, and the batch is replayed in order) before any cursor past them.
+            del self._pending[: len(events)]
             if self._on_stored is not None:
                 self._on_stored()
         if save and cursor is not None and cursor != self.stats.saved_us:

@@ -36,6 +36,8 @@ Sleep = Callable[[float], Awaitable[None]]
 # Real frames are a few KiB at most; a frame beyond this is a broken or hostile server and
 # ends the connection (aiohttp closes it with 1009), which we treat like any other disconnect.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+# How long to wait for the server's answer to our close frame (a dead peer never answers).
+CLOSE_TIMEOUT_SECONDS = 5.0
 # How close to "now" the position must be for the stream to count as live (replay finished).
 LIVE_WITHIN_SECONDS = 10.0
 # v1 reads a cursor at or above this as unix microseconds; below it as a v2 sequence number.
@@ -118,6 +120,7 @@ class JetstreamClient:
             multiplier=initial, min=initial, max=max(initial, self._max_wait - initial)
         ) + wait_random(0, initial)
         self._retry_state = RetryCallState(AsyncRetrying(), None, (), {})
+        self._iterating = False
 
         self.position_us: int | None = None
         self.frames_received = 0
@@ -178,37 +181,50 @@ class JetstreamClient:
         """Every frame from ``cursor_us`` (unix µs; None = live) on, across reconnects.
 
         Never ends by itself; leave it with ``break`` (or ``aclose()``), which closes the
-        socket, or by cancelling the task, which propagates.
+        socket, or by cancelling the task, which propagates. One iteration at a time per
+        client; a new one starts from its own ``cursor_us`` (the position is reset).
         """
         if cursor_us is not None and cursor_us < TIME_CURSOR_FLOOR:
             raise ValueError(f"cursor {cursor_us} is not unix microseconds")
+        if self._iterating:
+            raise RuntimeError("JetstreamClient.frames() is already being iterated")
+        self._iterating = True
+        self.position_us = None
         failures = 0  # consecutive connections that delivered nothing
         first = True
-        while True:
-            if not first:
-                self.reconnects += 1
-                previous = self.instance
-                self._index = (self._index + 1) % len(self._urls)
-                delay = self._backoff(failures)
-                log.warning(
-                    "jetstream: %s: %s; reconnecting to %s in %.1fs",
-                    previous,
-                    self.last_disconnect,
-                    self.instance,
-                    delay,
-                )
-                await self._sleep(delay)
-            first = False
-            delivered = 0
-            try:
-                # aclosing: leaving this generator must close the socket now, not at GC.
-                async with aclosing(self._connection(self.resume_cursor(cursor_us))) as conn:
-                    async for frame in conn:
-                        delivered += 1
-                        yield frame
-            except _Disconnected as exc:
-                self.last_disconnect = str(exc)
-            failures = 0 if delivered else failures + 1
+        try:
+            while True:
+                if not first:
+                    await self._before_reconnect(failures)
+                first = False
+                delivered = 0
+                try:
+                    # aclosing: leaving this generator must close the socket now, not at GC.
+                    connection = self._connection(self.resume_cursor(cursor_us))
+                    async with aclosing(connection) as frames:
+                        async for frame in frames:
+                            delivered += 1
+                            yield frame
+                except _Disconnected as exc:
+                    self.last_disconnect = str(exc)
+                failures = 0 if delivered else failures + 1
+        finally:
+            self._iterating = False
+
+    async def _before_reconnect(self, failures: int) -> None:
+        """Move to the next instance and wait out the backoff."""
+        self.reconnects += 1
+        previous = self.instance
+        self._index = (self._index + 1) % len(self._urls)
+        delay = self._backoff(failures)
+        log.warning(
+            "jetstream: %s: %s; reconnecting to %s in %.1fs",
+            previous,
+            self.last_disconnect,
+            self.instance,
+            delay,
+        )
+        await self._sleep(delay)
 
     def _backoff(self, failures: int) -> float:
         # Attempt 1 after a connection that delivered frames (or a first failure), growing
@@ -220,10 +236,14 @@ class JetstreamClient:
         """The frames of one connection; raises ``_Disconnected`` with the reason it ended."""
         instance = self.instance
         url = self.subscribe_url(instance, cursor)
-        log.info("jetstream: connecting to %s (cursor %s)", instance, cursor)
+        log.debug("jetstream: connecting to %s (cursor %s)", instance, cursor)
         try:
             ws = await self._session.ws_connect(
-                url, max_msg_size=self._max_msg_size, autoping=True, autoclose=True
+                url,
+                max_msg_size=self._max_msg_size,
+                autoping=True,
+                autoclose=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_SECONDS),
             )
         except aiohttp.WSServerHandshakeError as exc:
             raise _Disconnected(f"handshake refused: HTTP {exc.status}") from None
@@ -235,7 +255,7 @@ class JetstreamClient:
             raise _Disconnected(f"connection failed: {exc}") from None
         self.connections += 1
         self.connected = True
-        log.info("jetstream: connected to %s", instance)
+        log.info("jetstream: connected to %s from %s", instance, _describe(cursor))
         try:
             async with ws:
                 while True:
@@ -279,4 +299,14 @@ class JetstreamClient:
         if msg.type is aiohttp.WSMsgType.ERROR:
             raise _Disconnected(f"websocket error: {msg.data}")
         # CLOSE / CLOSING / CLOSED: the server (or the network) ended it.
+        if ws.close_code in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE):
+            raise _Disconnected("connection lost")
         raise _Disconnected(f"closed by server (code {ws.close_code})")
+
+
+def _describe(cursor: int | None) -> str:
+    """A cursor for the logs: ``cursor 1725911162329308 (2024-09-09T19:46:02Z)`` or live."""
+    if cursor is None:
+        return "the live tip"
+    moment = dt.datetime.fromtimestamp(cursor / 1_000_000, dt.UTC)
+    return f"cursor {cursor} ({moment:%Y-%m-%dT%H:%M:%SZ})"

@@ -218,6 +218,8 @@ REGISTRY: tuple[SourceEntry, ...] = (
 )
 
 BY_KEY: Mapping[str, SourceEntry] = {entry.key: entry for entry in REGISTRY}
+# The seed's source (X): its reposts and likes are the post's "retweets" and "favorites".
+SEED: SourceEntry = next(entry for entry in REGISTRY if entry.seed)
 
 # Not popularity sources, but named in status lines and fetch summaries.
 OTHER_NAMES = {"arxiv": "arXiv", "arxiv feed": "arXiv feed"}

@@ -140,6 +140,8 @@ class MentionRepository:
                 and_(
                     mentions.c.source == source,
                     mentions.c.post_id.startswith(prefix, autoescape=True),
+                    # SQLite's LIKE ignores ASCII case, and DIDs are case-sensitive.
+                    func.substr(mentions.c.post_id, 1, len(prefix)) == prefix,
                 ),
             )
 
@@ -151,6 +153,11 @@ class MentionRepository:
         result = await conn.execute(delete(mentions).where(condition))
         return int(result.rowcount or 0)
 
+    async def posts_to_refresh(self, source: str, window: Window) -> list[Mention]:
+        """The posts of ``source`` created in ``window``, oldest first, with their links: what
+        a source that re-reads its posts' counts (Bluesky) asks about at each ingestion."""
+        return [s.mention for s in await self._in_window(window, [source])]
+
     async def in_window(
         self, window: Window, *, sources: Iterable[str] | None = None
     ) -> list[StoredMention]:
@@ -159,6 +166,11 @@ class MentionRepository:
         Each carries the metrics of its latest snapshot; one query for the mentions and their
         latest metrics, one for their links.
         """
+        return await self._in_window(window, sources)
+
+    async def _in_window(
+        self, window: Window, sources: Iterable[str] | None
+    ) -> list[StoredMention]:
         conditions = [
             mentions.c.created_at >= window.start,
             mentions.c.created_at < window.end,

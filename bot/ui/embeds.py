@@ -16,7 +16,7 @@ from bot.sources.registry import (
     source_name,
 )
 from bot.ui import limits
-from bot.ui.text import authors_line, clip, link_text, neutralise, safe, safe_url
+from bot.ui.text import authors_line, clip, inline_code, link_text, neutralise, safe, safe_url
 
 COLOR = discord.Colour(0xB31B1B)  # arXiv red
 DIGEST_ABSTRACT = 700
@@ -27,7 +27,7 @@ def categories_text(paper: Paper, limit: int = limits.FIELD_VALUE) -> str:
     parts = []
     for cat in paper.categories:
         name = CATEGORIES[cat].name if cat in CATEGORIES else None
-        label = f"`{safe(cat).replace('`', '')}`" + (f" {name}" if name else "")
+        label = inline_code(cat) + (f" {name}" if name else "")
         parts.append(label)
     return clip(" · ".join(parts) or "—", limit)
 

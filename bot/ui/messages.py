@@ -14,7 +14,7 @@ from bot.core.taxonomy import ARCHIVES, CATEGORIES
 from bot.sources.registry import REGISTRY, source_name
 from bot.ui import limits
 from bot.ui.embeds import COLOR
-from bot.ui.text import clip, link_text, safe, safe_url
+from bot.ui.text import clip, inline_code, link_text, safe, safe_url
 
 if TYPE_CHECKING:
     from bot.services.delivery import GuildStatus
@@ -45,7 +45,7 @@ def category_label(cat: str) -> str:
         return f"`{cat}` {CATEGORIES[cat].name}"
     if cat in ARCHIVES:
         return f"`{cat}` {ARCHIVES[cat]} (whole archive)"
-    return f"`{safe(cat)}`"
+    return inline_code(cat)
 
 
 def categories_embed(categories: Sequence[str]) -> discord.Embed:

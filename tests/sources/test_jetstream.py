@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from typing import Any
@@ -24,6 +25,7 @@ from tests.sources.conftest import RecordingSleep
 
 NOW = dt.datetime(2026, 8, 1, 12, 0, tzinfo=dt.UTC)
 SECOND = 1_000_000
+POLL_SECONDS = 0.005
 
 
 class Clock:
@@ -61,19 +63,30 @@ def settings(*fakes: FakeJetstream, **overrides: Any) -> BlueskySettings:
     return BlueskySettings(**values)
 
 
-async def take(frames: AsyncIterator[Frame], n: int, timeout: float = 2.0) -> list[Frame]:
+async def take(frames: AsyncIterator[Frame], n: int, within: float = 2.0) -> list[Frame]:
     got: list[Frame] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while len(got) < n:
             got.append(await anext(frames))
     return got
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 1.0) -> None:
+def next_frame(frames: AsyncIterator[Frame]) -> asyncio.Task[Frame]:
+    """The next frame, fetched in the background (to act on the server meanwhile)."""
+
+    async def fetch() -> Frame:
+        return await anext(frames)
+
+    return asyncio.create_task(fetch())
+
+
+async def until(predicate: Callable[[], bool], within: float = 1.0) -> None:
     """Wait for a real socket to reach a state (tiny polls, bounded)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
+    for _ in range(round(within / POLL_SECONDS)):
+        if predicate():
+            return
+        await asyncio.sleep(POLL_SECONDS)
+    pytest.fail("condition not reached in time")
 
 
 def times(frames: list[Frame]) -> list[int | None]:
@@ -107,7 +120,10 @@ def client_for(
 
 
 async def test_replays_from_the_cursor_then_streams_live(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     events = posts(5)
@@ -138,7 +154,10 @@ async def test_replays_from_the_cursor_then_streams_live(
 
 
 async def test_no_gap_and_no_duplicate_where_replay_meets_live(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     events = posts(3000, start_ago=3600, step=1.0)  # replayed at socket speed
@@ -155,14 +174,17 @@ async def test_no_gap_and_no_duplicate_where_replay_meets_live(
 
 
 async def test_no_cursor_is_live_only(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     fake.add_many(posts(3))
     client = client_for(http_session, settings(fake), clock, sleep)
 
     async with aclosing(client.frames(None)) as frames:
-        pending = asyncio.ensure_future(anext(frames))
+        pending = next_frame(frames)
         await until(lambda: fake.subscribers == 1)
         live = fake.publish(post_event("did:plc:live", at(0)))
         frame = await asyncio.wait_for(pending, 2)
@@ -173,7 +195,10 @@ async def test_no_cursor_is_live_only(
 
 
 async def test_wanted_collections_filters_commits_but_not_account_or_identity(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     post = post_event("did:plc:a", at(50), text="arxiv.org/abs/2410.18533")
@@ -195,7 +220,10 @@ async def test_wanted_collections_filters_commits_but_not_account_or_identity(
 
 
 async def test_server_close_resumes_on_the_next_instance_by_time(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     first, second = fakes[0], fakes[1]
     events = posts(10)
@@ -216,13 +244,16 @@ async def test_server_close_resumes_on_the_next_instance_by_time(
     assert [f.instance for f in seen[:4]] == [first.subscribe_url] * 4
     assert {f.instance for f in seen[4:]} == {second.subscribe_url}
     # At least once: the rewind re-sends what came within 5 s before the cut, nothing is lost.
-    assert times(seen[4:6]) == [events[2]["time_us"], events[3]["time_us"]]
+    assert times(seen[4:7]) == [e["time_us"] for e in events[1:4]]
     assert len(sleep.waits) == 1
     assert 1.0 <= sleep.waits[0] <= 2.0
 
 
 async def test_rotates_through_every_instance(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     events = posts(12)
     for fake in fakes:
@@ -251,10 +282,13 @@ async def test_rotates_through_every_instance(
 
 
 async def test_refused_handshakes_back_off_growing_bounded_and_jittered(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
-    events = posts(2)
+    events = posts(1)
     fake.add_many(events)
     fake.refuse_connections(3, status=502)
     fake.refuse_connections(4, status=503)
@@ -281,7 +315,10 @@ async def test_refused_handshakes_back_off_growing_bounded_and_jittered(
 
 
 async def test_unreachable_instance_is_skipped(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     dead, live = fakes[0], fakes[1]
     await dead.stop_listening()
@@ -297,7 +334,10 @@ async def test_unreachable_instance_is_skipped(
 
 
 async def test_restarted_instance_is_reconnected(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     events = posts(4)
@@ -315,13 +355,16 @@ async def test_restarted_instance_is_reconnected(
 
 
 async def test_silence_trips_the_watchdog(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     quiet, other = fakes[0], fakes[1]
     events = posts(4)
     for fake in (quiet, other):
         fake.add_many(events[:2])
-    config = settings(quiet, other, idle_timeout_seconds=0.2)
+    config = settings(quiet, other, idle_timeout_seconds=0.2, resume_rewind_seconds=1)
     client = client_for(http_session, config, clock, sleep)
 
     async with aclosing(client.frames(events[0]["time_us"])) as frames:
@@ -330,7 +373,6 @@ async def test_silence_trips_the_watchdog(
         for fake in (quiet, other):
             fake.publish(events[2])
         got = await take(frames, 2)  # the rewind repeats events[1] from the other instance
-        assert quiet.subscribers == 0 or client.instance == other.subscribe_url
 
     assert times(got) == [events[1]["time_us"], events[2]["time_us"]]
     assert {f.instance for f in got} == {other.subscribe_url}
@@ -342,7 +384,10 @@ async def test_silence_trips_the_watchdog(
 
 
 async def test_garbage_frames_are_counted_or_passed_never_fatal(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     events = posts(2)
@@ -371,7 +416,10 @@ async def test_garbage_frames_are_counted_or_passed_never_fatal(
 
 
 async def test_a_frame_over_the_size_limit_is_a_disconnect(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     big, other = fakes[0], fakes[1]
     events = posts(2)
@@ -399,7 +447,7 @@ def test_time_us_is_read_from_the_envelope_without_parsing() -> None:
 
 
 async def test_a_cursor_older_than_the_lookback_is_clamped_silently(
-    http_session: aiohttp.ClientSession, clock: Clock, sleep
+    http_session: aiohttp.ClientSession, clock: Clock, sleep: RecordingSleep
 ) -> None:
     old = post_event("did:plc:old", at(3 * 3600))
     kept = post_event("did:plc:kept", at(1800))
@@ -415,7 +463,10 @@ async def test_a_cursor_older_than_the_lookback_is_clamped_silently(
 
 
 async def test_retained_from_models_an_instance_that_lost_history(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     events = posts(5)
@@ -430,14 +481,17 @@ async def test_retained_from_models_an_instance_that_lost_history(
 
 
 async def test_a_cursor_in_the_future_is_live(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     fake.add_many(posts(2))
     client = client_for(http_session, settings(fake), clock, sleep)
 
     async with aclosing(client.frames(at(-60))) as frames:
-        pending = asyncio.ensure_future(anext(frames))
+        pending = next_frame(frames)
         await until(lambda: fake.subscribers == 1)
         live = fake.publish(post_event("did:plc:live", at(0)))
         frame = await asyncio.wait_for(pending, 2)
@@ -446,7 +500,7 @@ async def test_a_cursor_in_the_future_is_live(
 
 
 async def test_a_sequence_cursor_is_refused(
-    http_session: aiohttp.ClientSession, clock: Clock, sleep
+    http_session: aiohttp.ClientSession, clock: Clock, sleep: RecordingSleep
 ) -> None:
     client = client_for(http_session, BlueskySettings(), clock, sleep)
     with pytest.raises(ValueError, match="unix microseconds"):
@@ -457,17 +511,21 @@ async def test_a_sequence_cursor_is_refused(
 
 
 async def test_leaving_the_loop_closes_the_socket(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     fake.add_many(posts(3))
     client = client_for(http_session, settings(fake), clock, sleep)
 
-    async for _frame in client.frames(at(700)):
-        assert client.connected
-        break
-    # Without aclosing the generator would close at garbage collection; here it is explicit.
-    await until(lambda: fake.subscribers == 0 or not client.connected)
+    async with aclosing(client.frames(at(700))) as frames:
+        async for _frame in frames:
+            assert client.connected
+            break
+    assert not client.connected
+    await until(lambda: fake.subscribers == 0)
 
     frames = client.frames(at(700))
     await anext(frames)
@@ -477,7 +535,10 @@ async def test_leaving_the_loop_closes_the_socket(
 
 
 async def test_cancellation_propagates_and_closes_the_socket(
-    fakes: list[FakeJetstream], http_session: aiohttp.ClientSession, clock: Clock, sleep
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
 ) -> None:
     fake = fakes[0]
     fake.add_many(posts(1))
@@ -499,3 +560,48 @@ async def test_cancellation_propagates_and_closes_the_socket(
     assert not client.connected
     assert client.reconnects == 0
     await until(lambda: fake.subscribers == 0)
+
+
+async def test_one_iteration_at_a_time_and_each_from_its_own_cursor(
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
+) -> None:
+    fake = fakes[0]
+    events = posts(3)
+    fake.add_many(events)
+    client = client_for(http_session, settings(fake), clock, sleep)
+
+    async with aclosing(client.frames(events[2]["time_us"])) as frames:
+        await take(frames, 1)
+        with pytest.raises(RuntimeError, match="already"):
+            await anext(client.frames(None))
+    async with aclosing(client.frames(events[0]["time_us"])) as frames:
+        (again,) = await take(frames, 1)
+
+    assert again.time_us == events[0]["time_us"]
+    assert fake.cursors == [events[2]["time_us"], events[0]["time_us"]]
+
+
+async def test_reconnects_are_logged_with_instance_and_reason_but_no_content(
+    fakes: list[FakeJetstream],
+    http_session: aiohttp.ClientSession,
+    clock: Clock,
+    sleep: RecordingSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = fakes[0]
+    events = posts(1)
+    fake.add_many(events)
+    fake.refuse_connections(1, status=503)
+    client = client_for(http_session, settings(fake), clock, sleep)
+
+    with caplog.at_level(logging.DEBUG, logger="bot.sources.jetstream"):
+        async with aclosing(client.frames(events[0]["time_us"])) as frames:
+            await take(frames, 1)
+
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert fake.subscribe_url in warning.getMessage()
+    assert "HTTP 503" in warning.getMessage()
+    assert all("post 0" not in r.getMessage() for r in caplog.records)
