@@ -152,7 +152,7 @@ async def open_runtime(
                     on_stored=digests.invalidate,
                 )
                 for source in sources
-                if isinstance(source, StreamingSource)
+                if isinstance(source, StreamingSource) and source.stream is not None
             }
             yield Runtime(
                 settings=settings,

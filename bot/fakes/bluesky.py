@@ -229,7 +229,9 @@ class _Post:
 
 
 def _xrpc_error(status: int, error: str, message: str) -> web.Response:
-    return json_response({"error": error, "message": message}, status=status, content_type=CONTENT_TYPE)
+    return json_response(
+        {"error": error, "message": message}, status=status, content_type=CONTENT_TYPE
+    )
 
 
 def _fake_jwt(kind: str, did: str, lifetime: dt.timedelta) -> str:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from multidict import MultiDict
 from pydantic import BeforeValidator, Field, SecretStr
@@ -18,9 +18,12 @@ from pydantic_settings import NoDecode
 
 from bot.config import HttpUrl, Section, WsUrl, comma_list
 from bot.core.arxiv_ids import extract_arxiv_ids
-from bot.core.errors import MalformedResponseError, SourceError, http_kind
+from bot.core.errors import MalformedResponseError, SourceAuthError, SourceError, http_kind
 from bot.core.models import Mention, Metric, Window
 from bot.sources.http import HttpClient, Response
+
+if TYPE_CHECKING:
+    from bot.services.stream import FrameStream
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ PUBLIC_JETSTREAMS = (
 
 
 class BlueskySettings(Section):
-    enabled: bool = False  # TEMP
+    enabled: bool = True  # Bluesky needs no account
     jetstream_urls: Annotated[list[WsUrl], NoDecode, BeforeValidator(comma_list)] = Field(
         default_factory=lambda: list(PUBLIC_JETSTREAMS), min_length=1
     )
@@ -137,6 +140,7 @@ _LETTER_ESCAPE_RE = re.compile(r"\\u(?:00[4-7][0-9a-f]|013[01]|017f|212a)")
 # atproto's DID and record-key syntax: they become URLs and storage keys.
 _DID_RE = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]{0,2040}[a-zA-Z0-9._-]")
 _RKEY_RE = re.compile(r"[a-zA-Z0-9._~:-]{1,512}")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedEventError(ValueError):
@@ -311,7 +315,7 @@ def _storable(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        text = _SURROGATE_RE.sub("\ufffd", text)
     return text.replace("\x00", "") if "\x00" in text else text
 
 
@@ -486,9 +490,13 @@ class BlueskySource:
         handle: SecretStr | None = None,
         app_password: SecretStr | None = None,
         limiter: AbstractAsyncContextManager[Any] | None = None,
+        stream: FrameStream | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
+        # Discovery: Jetstream (``bot.sources.jetstream.JetstreamClient``), followed by the
+        # bot's stream consumer and replayed by `hotpapers fetch`.
+        self.stream = stream
         self._handle = _secret(handle)
         self._app_password = _secret(app_password)
         self.limiter = limiter
@@ -512,6 +520,10 @@ class BlueskySource:
     @property
     def _has_credentials(self) -> bool:
         return self._handle is not None and self._app_password is not None
+
+    def decode(self, frame: str | bytes) -> tuple[int | None, StreamEvent | None]:
+        """One Jetstream frame → ``(time_us, event)``: :func:`parse_event`."""
+        return parse_event(frame)
 
     async def collect(self, window: Window) -> list[Mention]:
         """Always empty: Bluesky posts are discovered from the Jetstream stream as they are
@@ -565,7 +577,7 @@ class BlueskySource:
                     kind=http_kind(response.status),
                 )
             if not self._has_credentials:
-                raise SourceError(NAME, AUTH_NEEDED)
+                raise SourceAuthError(NAME, AUTH_NEEDED)
             if (token is None and logged_in) or (token is not None and renewed):
                 raise SourceError(
                     NAME,
@@ -605,7 +617,7 @@ class BlueskySource:
 
     async def _login(self) -> None:
         if self._handle is None or self._app_password is None:
-            raise SourceError(NAME, AUTH_NEEDED)
+            raise SourceAuthError(NAME, AUTH_NEEDED)
         response = await self._http.post(
             f"{self._auth_url}{CREATE_SESSION}",
             json_body={

@@ -25,6 +25,7 @@ from bot.core.models import Mention, Metric
 from bot.sources import bluesky, hackernews, huggingface, x
 from bot.sources.base import PopularitySource
 from bot.sources.http import HttpClient
+from bot.sources.jetstream import JetstreamClient
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def _bluesky(ctx: SourceContext) -> PopularitySource | None:
         handle=ctx.secrets.get("BLUESKY_HANDLE"),
         app_password=ctx.secrets.get("BLUESKY_APP_PASSWORD"),
         limiter=ctx.limiter,
+        stream=JetstreamClient(ctx.session, ctx.settings, clock=ctx.clock),
     )
 
 

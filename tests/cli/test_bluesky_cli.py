@@ -44,7 +44,7 @@ class World:
 
 
 @asynccontextmanager
-async def bluesky_world(tmp_path: Path) -> AsyncIterator[World]:
+async def bluesky_world(tmp_path: Path, history_hours: int = 0) -> AsyncIterator[World]:
     """A day on Bluesky: three human posts (P2 linked twice), a feed bot linking 22 papers with
     huge counts, and unrelated chatter from the window's first second on."""
     now = dt.datetime.now(UTC).replace(microsecond=0)
@@ -77,6 +77,12 @@ async def bluesky_world(tmp_path: Path) -> AsyncIterator[World]:
             rkey = f"3chat{i:08d}"
             record = post_record(f"good morning {i} 🌅", start)
             jetstream.add(commit_event(did, rkey, record, time_us))
+        # Older chatter, every 20 minutes, as far back as asked (the fake keeps 36 h of it).
+        for i in range(history_hours * 3):
+            moment_us = micros(now - dt.timedelta(hours=history_hours)) + i * 1_200_000_000
+            did = fake_did(f"early{i}.bsky.social")
+            record = post_record("earlier chatter", now - dt.timedelta(hours=history_hours))
+            jetstream.add(commit_event(did, f"3early{i:07d}", record, moment_us))
         text1 = f"Ça marche 🎉 — read arxiv.org/abs/{P1}"
         post(
             "alice.bsky.social",
@@ -154,7 +160,7 @@ async def test_fetch_then_digest_ranks_bluesky_by_its_weights(tmp_path: Path) ->
 
 
 async def test_a_window_older_than_the_stream_names_the_hours_missed(tmp_path: Path) -> None:
-    async with bluesky_world(tmp_path) as world:
+    async with bluesky_world(tmp_path, history_hours=40) as world:
         since = (world.now - dt.timedelta(hours=40)).isoformat()
         fetched = await run_cli("fetch", "--since", since, env=world.env, cwd=tmp_path)
     assert fetched.code == 0, fetched.err
