@@ -67,6 +67,8 @@ async def fake_sources() -> AsyncIterator[dict[str, str]]:
             "X_BEARER_TOKEN": X_TOKEN,
             "HOTPAPERS_SOURCES__HACKERNEWS__ENABLED": "false",
             "HOTPAPERS_SOURCES__HUGGINGFACE__ENABLED": "false",
+            # X's day: Bluesky (on by default) is checked on its own fakes elsewhere.
+            "HOTPAPERS_SOURCES__BLUESKY__ENABLED": "false",
         }
 
 

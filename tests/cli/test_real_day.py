@@ -69,6 +69,8 @@ async def serve_reference_day(tmp_path: Path) -> AsyncIterator[ReferenceFakes]:
             "X_BEARER_TOKEN": TOKEN,
             "HOTPAPERS_SOURCES__HACKERNEWS__ENABLED": "false",
             "HOTPAPERS_SOURCES__HUGGINGFACE__ENABLED": "false",
+            # X's day: Bluesky (on by default) is checked on its own fakes elsewhere.
+            "HOTPAPERS_SOURCES__BLUESKY__ENABLED": "false",
         }
         yield ReferenceFakes(arxiv, x, hn, hf, database, env)
 
