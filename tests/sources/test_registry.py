@@ -67,7 +67,7 @@ def test_unknown_weight_keys_are_refused(monkeypatch) -> None:
     from bot.core.errors import ConfigError
 
     monkeypatch.setenv("HOTPAPERS_RANKING__WEIGHTS__X__FAVOURITES", "1")
-    with pytest.raises(ConfigError, match="unknown metric `x.favourites`"):
+    with pytest.raises(ConfigError, match=r"unknown metric `x\.favourites`"):
         load_settings(environ={})
     monkeypatch.delenv("HOTPAPERS_RANKING__WEIGHTS__X__FAVOURITES")
     monkeypatch.setenv("HOTPAPERS_RANKING__WEIGHTS__MASTODON__LIKES", "1")
