@@ -17,7 +17,7 @@ import yarl
 
 from bot.core.errors import ConfigError, UserFacingError
 from bot.core.models import Digest, RankedPaper, Window
-from bot.core.ranking import Observation, score_papers
+from bot.core.ranking import Observation, account_of, score_papers
 from bot.core.schedule import local_date
 from bot.runtime import Runtime, open_runtime
 from bot.scheduling import Scheduler, digest_job_id
@@ -140,12 +140,21 @@ class Services:
         stored = await self.rt.mentions.for_paper(arxiv_id, window)
         if not stored:
             return None
+        # Feed bots are told by how many papers an account links in a day: load the other
+        # posts of the accounts that rank under feed limits (a few per account and day).
+        rules = self.rt.digests.rules()
+        for source in rules.feed_limits:
+            accounts = {
+                f"at://{account_of(s.mention)}/" for s in stored if s.mention.source == source
+            }
+            if accounts:
+                stored = stored + await self.rt.mentions.by_accounts(source, accounts, window)
         papers = await self.rt.papers.get_many([arxiv_id])
         ranked = score_papers(
             (Observation(s.mention, s.fetched_at) for s in stored),
             papers,
             window=window,
-            rules=self.rt.digests.rules(),
+            rules=rules,
         )
         return next((r for r in ranked if r.paper.arxiv_id == arxiv_id), None)
 

@@ -274,12 +274,28 @@ class StreamConsumer:
                 await self._take(frame)
                 now = time.monotonic()
                 if len(self._pending) >= FLUSH_EVENTS or now - last_flush >= every:
-                    await self._flush(save=True)
+                    await self._flush_whole(save=True)
                     last_flush = now
         finally:
             # Shutdown (cancellation) or a crash of the loop: store what was read, save the
-            # cursor. Shielded so a second cancellation cannot cut the write in half.
-            await asyncio.shield(self._flush(save=True))
+            # cursor.
+            await self._flush_whole(save=True)
+
+    async def _flush_whole(self, *, save: bool) -> None:
+        """:meth:`_flush`, run to its end even if this task is cancelled meanwhile (the
+        cancellation is raised once it is done). A write cut mid-transaction does not always
+        roll back at once: its connection can keep SQLite's write lock, and the flush on the
+        way out would then fail on "database is locked"."""
+        flush = asyncio.ensure_future(self._flush(save=save))
+        cancelled = False
+        while not flush.done():
+            try:
+                await asyncio.shield(flush)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            flush.result()  # a failed write is the error to report
+            raise asyncio.CancelledError
 
     async def _take(self, frame: Frame) -> int | None:
         """Decode one frame into the pending batch; returns its time (None if unreadable)."""

@@ -158,6 +158,19 @@ class MentionRepository:
         a source that re-reads its posts' counts (Bluesky) asks about at each ingestion."""
         return [s.mention for s in await self._in_window(window, [source])]
 
+    async def by_accounts(
+        self, source: str, prefixes: Iterable[str], window: Window
+    ) -> list[StoredMention]:
+        """The posts of ``source`` in ``window`` whose ids start with one of ``prefixes`` (an
+        account's posts, ``at://<did>/``): what tells a feed bot from a person when only one
+        paper's posts were loaded."""
+        found: list[StoredMention] = []
+        for batch in chunked(dict.fromkeys(prefixes), 50):
+            condition = or_(*(mentions.c.post_id.startswith(p, autoescape=True) for p in batch))
+            stored = await self._in_window(window, [source], condition)
+            found.extend(stored)
+        return found
+
     async def in_window(
         self, window: Window, *, sources: Iterable[str] | None = None
     ) -> list[StoredMention]:
@@ -169,7 +182,10 @@ class MentionRepository:
         return await self._in_window(window, sources)
 
     async def _in_window(
-        self, window: Window, sources: Iterable[str] | None
+        self,
+        window: Window,
+        sources: Iterable[str] | None,
+        extra: ColumnElement[bool] | None = None,
     ) -> list[StoredMention]:
         conditions = [
             mentions.c.created_at >= window.start,
@@ -177,6 +193,8 @@ class MentionRepository:
         ]
         if sources is not None:
             conditions.append(mentions.c.source.in_(list(sources)))
+        if extra is not None:
+            conditions.append(extra)
         stmt = _with_latest_metrics(*conditions)
         links_stmt = (
             select(mention_papers.c.mention_id, mention_papers.c.arxiv_id)

@@ -91,6 +91,14 @@ def about_embed(
         inline=False,
     )
     embed.add_field(
+        name="Where the attention comes from",
+        value=clip(
+            "\n".join(f"• **{entry.name}**: {entry.about}." for entry in REGISTRY),
+            limits.FIELD_VALUE,
+        ),
+        inline=False,
+    )
+    embed.add_field(
         name="Commands",
         value=(
             "`/paper` look a paper up · `/hot` today's top papers · `/category list` · "
