@@ -23,6 +23,7 @@ from bot.runtime import Runtime, open_runtime
 from bot.scheduling import Scheduler, digest_job_id
 from bot.services.delivery import DeliveryService, GuildStatus, empty_reason
 from bot.services.guilds import GuildService
+from bot.services.owner import is_dead, this_process
 from bot.services.papers import PaperService
 from bot.services.stream import StreamConsumer
 from bot.settings import Settings
@@ -110,6 +111,7 @@ class Services:
             runs=rt.runs,
             settings=rt.settings.digest,
             clock=rt.clock,
+            owner=str(this_process()),
         )
         return cls(rt=rt, guilds=guilds, delivery=delivery)
 
@@ -357,6 +359,10 @@ class Services:
         try:
             if not self._recovered:
                 await self.recover()
+            if self.client is not None:
+                from bot.ui.publisher import DiscordPublisher
+
+                await self.delivery.settle_exhausted(DiscordPublisher(self.client))
             due = await self.delivery.due()
             # Side by side (a few at a time, see deliver_guild): one guild waiting out a long
             # rate limit must not hold the others back.
@@ -374,6 +380,9 @@ class Services:
         its digest.)
         """
         assert self.started_at is not None
+        # A claim of a process of this host that is gone is resumed at once; any other is
+        # released once quiet since before this start (or when it goes stale).
+        await self.rt.digest_log.take_over_dead(is_dead)
         await self.rt.digest_log.release_abandoned(self.started_at, now=self.rt.clock())
         self._recovered = True
 

@@ -69,6 +69,38 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
             ephemeral=True,
         )
 
+    @app_commands.command(name="alerts")
+    @app_commands.describe(
+        channel="Where moderators are told when a digest fails or is paused (empty: the "
+        "digest channel)"
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def alerts(
+        self, interaction: Interaction, channel: discord.TextChannel | None = None
+    ) -> None:
+        """Choose where failure and pause notices go (moderators)."""
+        assert interaction.guild_id is not None
+        if channel is not None:
+            missing = [
+                m for m in missing_permissions(channel, "channel") if not m.startswith("(thread)")
+            ]
+            if missing:
+                raise UserFacingError(
+                    f"I can't post in {channel.mention}: I'm missing "
+                    + ", ".join(f"**{m}**" for m in missing)
+                    + "."
+                )
+        await self.bot.services.guilds.set_alert_channel(
+            interaction.guild_id, channel.id if channel else None
+        )
+        text = (
+            f"Failure and pause notices will be posted in {channel.mention}."
+            if channel
+            else "Failure and pause notices will be posted in the digest channel."
+        )
+        await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
+
     @app_commands.command(name="time")
     @app_commands.describe(
         time="Local time, 24-hour HH:MM", timezone="IANA time zone, e.g. Europe/Paris"

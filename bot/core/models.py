@@ -22,6 +22,39 @@ class Metric(StrEnum):
     UPVOTES = "upvotes"  # Hugging Face upvotes
 
 
+class DigestStyle(StrEnum):
+    """How a server's daily digest is laid out."""
+
+    THREAD = "thread"  # a header in the channel, the papers in a thread under it
+    CHANNEL = "channel"  # the header and the papers in the channel
+    COMPACT = "compact"  # one message: the ranked list in one embed
+
+
+class EmptyDay(StrEnum):
+    """What a server gets on a day without hot papers."""
+
+    MESSAGE = "message"  # a short message saying why
+    SILENT = "silent"  # nothing
+
+
+class DigestState(StrEnum):
+    """Where a day's digest of one server stands (``pending → sending → sent|empty|failed``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    EMPTY = "empty"
+    FAILED = "failed"
+
+
+class AlertKind(StrEnum):
+    """Why moderators are told about their digest."""
+
+    FAILED = "failed"  # out of attempts: this day's digest will not be posted
+    NO_PERMISSION = "no_permission"  # Discord answered 403: the bot may not post there
+    CHANNEL_GONE = "channel_gone"  # the channel was deleted: the digest is paused
+
+
 class AnnounceType(StrEnum):
     """How a paper appears in a day's arXiv RSS feed."""
 

@@ -24,7 +24,7 @@ from bot.core.errors import (
     MissingPermissionsError,
     failure_phrase,
 )
-from bot.core.models import Digest, RankedPaper, Window
+from bot.core.models import AlertKind, Digest, RankedPaper, Window
 from bot.core.schedule import local_date, next_post_time, parse_post_time
 from bot.services.digests import DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
@@ -70,6 +70,21 @@ class Publisher(Protocol):
     ) -> int: ...
 
     async def send_empty(self, channel_id: int, text: str, *, nonce: str | None) -> int: ...
+
+    async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAlert:
+    """What moderators are told when their digest fails for good or is paused (the words are
+    ``bot.ui.messages.alert_text``'s)."""
+
+    kind: AlertKind
+    guild_id: int
+    day: dt.date
+    channel_id: int | None  # the digest channel
+    missing: tuple[str, ...] = ()  # permissions the bot lacks (NO_PERMISSION)
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +132,7 @@ class DeliveryService:
         settings: DigestSettings,
         clock: Clock,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        owner: str | None = None,
     ) -> None:
         self.guilds = guilds
         self.digests = digests
@@ -125,6 +141,8 @@ class DeliveryService:
         self.settings = settings
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds
+        # This process, named in every claim (``bot.services.owner``).
+        self.owner = owner
 
     # --- when -------------------------------------------------------------------------------
 
@@ -196,7 +214,7 @@ class DeliveryService:
         gid = config.guild_id
         if config.channel_id is None or config.paused:
             return DeliveryResult(gid, day, "skipped", detail="no channel or paused")
-        record = await self.log.begin(gid, day, now=now)
+        record = await self.log.begin(gid, day, now=now, owner=self.owner)
         if record is None:
             return DeliveryResult(gid, day, "skipped", detail="already posted or in progress")
         try:
@@ -206,30 +224,117 @@ class DeliveryService:
             await self.guilds.update(
                 gid, paused=True, pause_reason=f"{CHANNEL_GONE_REASON}: {exc.message}"
             )
-            await self.log.finish(
+            record = await self.log.finish(
                 record.id, "failed", error=f"channel deleted: {exc.message}", now=self.clock()
             )
             log.warning("guild %s: digest channel gone, digest paused", gid)
+            await self._alert(config, record, AlertKind.CHANNEL_GONE, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except MissingPermissionsError as exc:
-            await self.log.finish(
+            record = await self.log.finish(
                 record.id, "failed", error=f"missing permissions: {exc.message}", now=self.clock()
             )
             log.warning("guild %s: missing permissions: %s", gid, exc.message)
+            await self._alert(
+                config, record, AlertKind.NO_PERMISSION, publisher, missing=exc.missing
+            )
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryUnavailableError as exc:
-            await self.log.finish(
+            record = await self.log.finish(
                 record.id, "failed", error=f"Discord unavailable: {exc.message}", now=self.clock()
             )
             log.warning("guild %s: Discord unavailable, will retry: %s", gid, exc.message)
+            await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryError as exc:
-            await self.log.finish(record.id, "failed", error=exc.message, now=self.clock())
+            record = await self.log.finish(record.id, "failed", error=exc.message, now=self.clock())
+            await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except Exception:
             log.exception("guild %s: digest for %s crashed", gid, day)
-            await self.log.finish(record.id, "failed", error="internal error", now=self.clock())
+            record = await self.log.finish(
+                record.id, "failed", error="internal error", now=self.clock()
+            )
+            await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail="internal error")
+
+    # --- telling moderators -----------------------------------------------------------------
+
+    async def _alert_if_final(
+        self, config: GuildConfig, record: DigestRecord, publisher: Publisher
+    ) -> None:
+        """A failure with no attempt left (or no time left in the grace period) is final."""
+        now = self.clock()
+        slot = self.last_slot(config, now)
+        out_of_time = now - slot > dt.timedelta(hours=self.settings.grace_hours)
+        if record.attempts >= self.log.max_attempts or out_of_time:
+            await self._alert(config, record, AlertKind.FAILED, publisher)
+
+    async def _alert(
+        self,
+        config: GuildConfig,
+        record: DigestRecord,
+        kind: AlertKind,
+        publisher: Publisher,
+        *,
+        missing: Sequence[str] = (),
+    ) -> bool:
+        """Tell the server's moderators, once per digest: in the alert channel if one is set,
+        else in the digest channel if the bot can still post there. Never raises."""
+        if record.alerted_at is not None:
+            return False
+        alert = DeliveryAlert(
+            kind,
+            config.guild_id,
+            record.digest_date,
+            config.channel_id,
+            tuple(missing),
+            record.attempts,
+        )
+        targets = [config.alert_channel_id]
+        if kind is not AlertKind.CHANNEL_GONE:
+            targets.append(config.channel_id)
+        for target in dict.fromkeys(t for t in targets if t is not None):
+            try:
+                await publisher.send_alert(target, alert)
+            except DeliveryError as exc:
+                log.info(
+                    "guild %s: could not post the %s notice in %s: %s",
+                    config.guild_id,
+                    kind,
+                    target,
+                    exc.message,
+                )
+                continue
+            except Exception:
+                log.warning("guild %s: the %s notice crashed", config.guild_id, kind, exc_info=True)
+                continue
+            await self.log.mark_alerted(record.id, now=self.clock())
+            log.info("guild %s: moderators told (%s) in %s", config.guild_id, kind, target)
+            return True
+        log.warning(
+            "guild %s: digest %s %s, and no channel would take the notice",
+            config.guild_id,
+            record.digest_date,
+            kind,
+        )
+        return False
+
+    async def settle_exhausted(self, publisher: Publisher) -> int:
+        """Mark digests that ran out of attempts mid-send as failed and tell their moderators:
+        none is left half-posted in silence. Returns how many."""
+        records = await self.log.exhausted(now=self.clock())
+        for record in records:
+            log.warning(
+                "guild %s: digest %s %s",
+                record.guild_id,
+                record.digest_date,
+                record.error,
+            )
+            config = await self.guilds.get(record.guild_id)
+            if config is not None:
+                await self._alert(config, record, AlertKind.FAILED, publisher)
+        return len(records)
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, record: DigestRecord) -> AsyncIterator[None]:

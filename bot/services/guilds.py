@@ -42,6 +42,12 @@ class GuildService:
             changes["active_since"] = self.clock()
         return await self.guilds.update(guild_id, **changes)
 
+    async def set_alert_channel(self, guild_id: int, channel_id: int | None) -> GuildConfig:
+        """Where moderators are told a digest failed for good or was paused (None: the
+        digest channel)."""
+        await self.guilds.ensure(guild_id)
+        return await self.guilds.update(guild_id, alert_channel_id=channel_id)
+
     async def set_time(self, guild_id: int, time_text: str, timezone: str) -> GuildConfig:
         post_time = f"{parse_post_time(time_text):%H:%M}"
         zone = validate_timezone(timezone)

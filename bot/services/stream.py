@@ -134,6 +134,8 @@ class StreamConsumer:
         self._on_stored = on_stored
         self._pending: list[StreamEvent] = []
         self._pending_us: int | None = None
+        self._flush_lock = asyncio.Lock()
+        self._flushes = 0
 
     @property
     def name(self) -> str:
@@ -269,6 +271,9 @@ class StreamConsumer:
     async def _consume(self, frames: AsyncIterator[Frame]) -> None:
         every = self.settings.cursor_save_seconds
         last_flush = time.monotonic()
+        # The loop only flushes when a frame arrives: on a quiet stream the last posts read
+        # (and the cursor past them) would wait in memory for the next frame.
+        quiet = asyncio.create_task(self._flush_when_quiet(every), name=f"{self.name}:flush")
         try:
             async for frame in frames:
                 await self._take(frame)
@@ -277,9 +282,23 @@ class StreamConsumer:
                     await self._flush_whole(save=True)
                     last_flush = now
         finally:
+            quiet.cancel()
             # Shutdown (cancellation) or a crash of the loop: store what was read, save the
             # cursor.
             await self._flush_whole(save=True)
+
+    async def _flush_when_quiet(self, every: float) -> None:
+        """Flush when no flush happened for ``every`` seconds (no frame came to trigger one)."""
+        while True:
+            flushes = self._flushes
+            await asyncio.sleep(every)
+            if self._flushes != flushes:
+                continue
+            try:
+                await self._flush_whole(save=True)
+            except Exception as exc:  # noqa: BLE001 - still pending: the loop's next flush retries
+                log.warning("%s stream: storing what was read failed: %r", self.name, exc)
+                return
 
     async def _flush_whole(self, *, save: bool) -> None:
         """:meth:`_flush`, run to its end even if this task is cancelled meanwhile (the
@@ -315,6 +334,13 @@ class StreamConsumer:
 
     async def _flush(self, *, save: bool) -> None:
         """Apply the pending events in stream order, then (live) save the cursor after them."""
+        # One at a time (the loop and _flush_when_quiet): each drops what it applied from the
+        # head of the batch, which must not be what another is applying.
+        async with self._flush_lock:
+            self._flushes += 1
+            await self._flush_now(save=save)
+
+    async def _flush_now(self, *, save: bool) -> None:
         events = list(self._pending)
         cursor = self._pending_us
         if events:

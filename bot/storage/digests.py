@@ -64,6 +64,9 @@ class DigestRecord:
     error: str | None
     message_ids: tuple[int, ...]
     paper_count: int
+    owner: str | None = None  # host/boot/pid/start of the claiming process
+    takeovers: int = 0
+    alerted_at: dt.datetime | None = None
 
     @property
     def done(self) -> bool:
@@ -105,7 +108,12 @@ class DigestRepository:
         return record
 
     async def begin(
-        self, guild_id: int, date: dt.date, *, now: dt.datetime | None = None
+        self,
+        guild_id: int,
+        date: dt.date,
+        *,
+        now: dt.datetime | None = None,
+        owner: str | None = None,
     ) -> DigestRecord | None:
         """Claim the day's digest for sending, or None if it must not be sent now.
 
@@ -117,6 +125,7 @@ class DigestRepository:
         now = self._now(now)
         claim = {
             "status": "sending",
+            "owner": owner,
             "started_at": now,
             "heartbeat_at": now,
             "finished_at": None,
@@ -218,6 +227,91 @@ class DigestRepository:
         if result.rowcount:
             log.warning("%d digests were left half-sent by a previous run", result.rowcount)
         return int(result.rowcount)
+
+    async def take_over_dead(
+        self,
+        is_dead: Callable[[str], bool],
+        *,
+        max_takeovers: int = 20,
+    ) -> list[DigestRecord]:
+        """Make ``sending`` digests whose owner process is known dead claimable at once.
+
+        ``is_dead(owner)`` answers only for owners it can judge (this host's processes); any
+        other claim is respected until it goes stale. A takeover gives back the attempt the dead
+        process used (a crash is not the digest's failure), at most ``max_takeovers`` times, so
+        a digest that kills the bot every time still ends.
+        """
+        async with self._db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(digests).where(
+                        digests.c.status == "sending", digests.c.owner.is_not(None)
+                    )
+                )
+            ).all()
+            dead = [row for row in rows if is_dead(row.owner)]
+            for row in dead:
+                refund = 1 if row.takeovers < max_takeovers and row.attempts > 0 else 0
+                await conn.execute(
+                    update(digests)
+                    .where(digests.c.id == row.id, digests.c.status == "sending")
+                    .values(
+                        heartbeat_at=None,
+                        attempts=digests.c.attempts - refund,
+                        takeovers=digests.c.takeovers + 1,
+                    )
+                )
+            released = [await _fetch_id(conn, row.id) for row in dead]
+        for record in released:
+            log.warning(
+                "digest %s of guild %s (%s) was left half-sent by process %s, which is gone: "
+                "resuming it now",
+                record.id,
+                record.guild_id,
+                record.digest_date,
+                record.owner,
+            )
+        return released
+
+    async def exhausted(self, *, now: dt.datetime | None = None) -> list[DigestRecord]:
+        """Digests that can never be claimed again but were never finished: out of attempts
+        while ``sending`` and stale. Marked failed here, so none is abandoned in silence."""
+        now = self._now(now)
+        stale = or_(
+            digests.c.heartbeat_at.is_(None), digests.c.heartbeat_at < now - self.stale_after
+        )
+        async with self._db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(digests.c.id).where(
+                        digests.c.status == "sending",
+                        stale,
+                        digests.c.attempts >= self.max_attempts,
+                    )
+                )
+            ).all()
+            ids = [row.id for row in rows]
+            if ids:
+                await conn.execute(
+                    update(digests)
+                    .where(digests.c.id.in_(ids))
+                    .values(
+                        status="failed",
+                        finished_at=now,
+                        error=f"abandoned after {self.max_attempts} attempts",
+                    )
+                )
+            return [await _fetch_id(conn, digest_id) for digest_id in ids]
+
+    async def mark_alerted(self, digest_id: int, *, now: dt.datetime | None = None) -> bool:
+        """Record that moderators were told; False if they already were (tell them once)."""
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(digests)
+                .where(digests.c.id == digest_id, digests.c.alerted_at.is_(None))
+                .values(alerted_at=self._now(now))
+            )
+        return bool(result.rowcount)
 
     async def heartbeat(self, digest_id: int, *, now: dt.datetime | None = None) -> bool:
         """Tell others this send is alive (for long work between messages). False when the
@@ -352,4 +446,7 @@ def _record(row: Row[Any]) -> DigestRecord:
         error=row.error,
         message_ids=tuple(int(i) for i in row.message_ids),
         paper_count=row.paper_count,
+        owner=row.owner,
+        takeovers=row.takeovers,
+        alerted_at=row.alerted_at,
     )

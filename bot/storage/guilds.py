@@ -39,6 +39,7 @@ class GuildConfig:
     categories: tuple[str, ...] = ()
     # When it last became able to post (see ``tables.guilds``); None: since before it was kept.
     active_since: dt.datetime | None = None
+    alert_channel_id: int | None = None  # None: alerts go to the digest channel
 
     @property
     def active(self) -> bool:
@@ -81,6 +82,9 @@ def _validate(name: str, value: Any) -> Any:
     elif name == "active_since":
         if value is not None:
             value = aware(value, "active_since")
+    elif name == "alert_channel_id":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"alert_channel_id must be an int or None, got {value!r}")
     else:
         raise ValueError(f"unknown guild setting {name!r}")
     return value
@@ -97,6 +101,7 @@ UPDATABLE_FIELDS = (
     "paused",
     "pause_reason",
     "active_since",
+    "alert_channel_id",
 )
 
 
@@ -235,4 +240,5 @@ def _config(row: Row[Any], categories: Iterable[str]) -> GuildConfig:
         updated_at=row.updated_at,
         categories=tuple(categories),
         active_since=row.active_since,
+        alert_channel_id=row.alert_channel_id,
     )

@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
 )
 
+from bot.core.models import DigestState, DigestStyle, EmptyDay
 from bot.storage.types import ISODate, JSONText, UTCDateTime
 
 # Named constraints let future migrations alter tables on SQLite (batch mode recreates the table
@@ -41,9 +42,9 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 METRIC_COLUMNS = ("reposts", "likes", "replies", "quotes", "points", "comments", "upvotes")
-DIGEST_STATUSES = ("pending", "sending", "sent", "empty", "failed")
-GUILD_STYLES = ("thread", "channel", "compact")
-EMPTY_DAY_MODES = ("message", "silent")
+DIGEST_STATUSES = tuple(state.value for state in DigestState)
+GUILD_STYLES = tuple(style.value for style in DigestStyle)
+EMPTY_DAY_MODES = tuple(mode.value for mode in EmptyDay)
 
 # The FTS5 tables (SQLite only) are created by migration 0001, not here: SQLAlchemy has no
 # notion of virtual tables. Their columns, in this order, are what the bm25 weights refer to.
@@ -183,6 +184,9 @@ guilds = Table(
     # When the guild last became able to post (channel first set, resumed, time moved): a slot
     # before it was never owed, so the sweep doesn't post it as missed. NULL: before 0002.
     Column("active_since", UTCDateTime),
+    # Where moderators are told a digest failed for good or was paused (NULL: the digest
+    # channel, if the bot can still post there).
+    Column("alert_channel_id", BigInteger),
     CheckConstraint(f"style IN ({_in(GUILD_STYLES)})", name="style"),
     CheckConstraint(f"empty_day IN ({_in(EMPTY_DAY_MODES)})", name="empty_day"),
     CheckConstraint("top_n >= 1", name="top_n"),
@@ -223,6 +227,12 @@ digests = Table(
     Column("error", Text),
     Column("message_ids", JSONText, nullable=False, server_default="[]"),
     Column("paper_count", Integer, nullable=False, server_default=text("0")),
+    # The claiming process, ``host/boot/pid/start``: a restart on the same host resumes a dead
+    # owner's digest at once instead of waiting for its claim to go stale.
+    Column("owner", Text),
+    # Claims taken over from a dead owner: not failed attempts, but bounded all the same.
+    Column("takeovers", Integer, nullable=False, server_default=text("0")),
+    Column("alerted_at", UTCDateTime),  # when moderators were told it failed for good
     UniqueConstraint("guild_id", "digest_date"),
     CheckConstraint(f"status IN ({_in(DIGEST_STATUSES)})", name="status"),
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.core.errors import failure_phrase
-from bot.core.models import Paper
+from bot.core.models import AlertKind, Paper
 from bot.core.taxonomy import ARCHIVES, CATEGORIES
 from bot.sources.registry import REGISTRY, source_name
 from bot.ui import limits
@@ -17,7 +17,7 @@ from bot.ui.embeds import COLOR
 from bot.ui.text import clip, inline_code, link_text, safe, safe_url
 
 if TYPE_CHECKING:
-    from bot.services.delivery import GuildStatus
+    from bot.services.delivery import DeliveryAlert, GuildStatus
 
 GENERIC_ERROR = "Something went wrong on our side. It has been logged; please try again later."
 ERROR_COLOR = discord.Colour(0xE67E22)
@@ -187,3 +187,30 @@ def status_embed(status: GuildStatus) -> discord.Embed:
             inline=False,
         )
     return embed
+
+
+def alert_text(alert: DeliveryAlert) -> str:
+    """The notice moderators get when their digest fails for good or is paused."""
+    day = alert.day.isoformat()
+    where = f"<#{alert.channel_id}>" if alert.channel_id else "the digest channel"
+    if alert.kind is AlertKind.CHANNEL_GONE:
+        text = (
+            f"⚠️ **hotpapers**: the digest channel was deleted, so the daily digest is "
+            f"**paused** (Hot Papers {day} was not posted). A moderator can pick a new channel "
+            "with `/digest channel`."
+        )
+    elif alert.kind is AlertKind.NO_PERMISSION:
+        missing = ", ".join(alert.missing) or "the permissions it needs"
+        text = (
+            f"⚠️ **hotpapers**: Hot Papers {day} could not be posted in {where}: the bot lacks "
+            f"{missing} there. Give it those permissions (or choose another channel with "
+            "`/digest channel`): it will be retried every 10 minutes for a few hours; "
+            "`/digest status` shows what is missing."
+        )
+    else:
+        text = (
+            f"⚠️ **hotpapers**: Hot Papers {day} could not be posted in {where} after "
+            f"{alert.attempts} attempts; it will not be retried. `/digest status` shows the "
+            "reason; the next digest goes out as scheduled."
+        )
+    return clip(text + "\n-# Set where these notices go with `/digest alerts`.", limits.CONTENT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
@@ -15,7 +16,12 @@ from bot.core.errors import (
     MissingPermissionsError,
 )
 from bot.core.models import Digest
+
+if TYPE_CHECKING:
+    from bot.services.delivery import DeliveryAlert
+
 from bot.ui.embeds import compact_embed, digest_header, paper_embed, paper_links
+from bot.ui.messages import alert_text
 from bot.ui.text import clip
 
 log = logging.getLogger(__name__)
@@ -171,3 +177,6 @@ class DiscordPublisher:
 
     async def send_empty(self, channel_id: int, text: str, *, nonce: str | None = None) -> int:
         return await self._send(channel_id, nonce, content=clip(text, 2000))
+
+    async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int:
+        return await self._send(channel_id, None, content=alert_text(alert))

@@ -337,12 +337,15 @@ async def test_a_403_is_recorded_and_retried_once_the_permission_is_back(ready):
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "failed"
     assert record.error.startswith("missing permissions: not allowed to post in channel")
-    assert h.fake.messages(h.channel) == []
+    # Moderators are told at once (here in the digest channel: no alert channel is set).
+    (notice,) = h.fake.messages(h.channel)
+    assert "could not be posted" in notice["content"]
+    assert "retried" in notice["content"]
     ready.clock.advance(minutes=10)
     await ready.services.sweep()
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     # The same papers as planned: the failed attempt's plan doesn't count as "posted".
-    assert posted_ids(messages[1:]) == RANKED
+    assert posted_ids(messages[2:]) == RANKED
 
 
 async def test_missing_permissions_are_found_before_posting(ready):
@@ -362,7 +365,9 @@ async def test_missing_permissions_are_found_before_posting(ready):
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.status == "failed"
     assert record.error == "missing permissions: Embed Links"
-    assert message_posts(ready) == []
+    # Nothing of the digest; one text notice for the moderators, naming what is missing.
+    (notice,) = message_posts(ready)
+    assert "Embed Links" in notice.body["content"]
 
 
 async def test_no_thread_permission_posts_the_papers_in_the_channel(ready):
@@ -427,10 +432,12 @@ async def test_one_guilds_failure_does_not_stop_another(ready):
     h.fake.fail_next("POST", f"/channels/{other_channel.id}/messages", 403)
     await ready.services.sweep()
     assert (await ready.services.guilds.config(ready.guild_id)).paused
-    assert h.fake.messages(other_channel) == []
+    # The other server's moderators got a notice of its 403, and nothing else yet.
+    (notice,) = h.fake.messages(other_channel)
+    assert "could not be posted" in notice["content"]
     ready.clock.advance(minutes=10)
     await ready.services.sweep()
-    assert len(h.fake.messages(other_channel)) == 1
+    assert len(h.fake.messages(other_channel)) == 2
 
 
 async def test_one_guilds_rate_limit_does_not_hold_another_back(ready):
@@ -593,7 +600,7 @@ async def test_a_failed_digest_is_retried_even_after_a_pause_and_resume(ready):
     ready.clock.advance(minutes=5)
     await ready.run("digest", "resume", member=ready.mod)  # active again only from 10:55
     await ready.services.sweep()
-    assert len(h.fake.messages(h.channel)) == 1
+    assert len(h.fake.messages(h.channel)) == 2  # the 403 notice, then the digest
     assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
 
 

@@ -39,6 +39,7 @@ EXPECTED_COMMANDS: dict[str, Any] = {
     },
     "digest": {
         "channel": ["channel"],
+        "alerts": ["channel"],
         "time": ["time", "timezone"],
         "settings": ["top", "threshold", "style", "empty_day"],
         "preview": [],

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, func, inspect, select, text
 from bot.core.errors import ConfigError, StorageError
 from bot.storage.engine import Database, alembic_config, head_revision
 from bot.storage.engine import open as open_database
-from bot.storage.guilds import GuildRepository
 from bot.storage.tables import digests, guild_categories, guilds, metadata
 
 MEMORY = "sqlite+aiosqlite:///:memory:"
@@ -248,9 +247,14 @@ async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(tmp_pa
 
         await db.upgrade("0002")
         assert "active_since" in await columns()
-        config = await GuildRepository(db).get(1)
-        assert config is not None
-        assert (config.channel_id, config.categories, config.active_since) == (10, ("cs.LG",), None)
+        # Read as of 0002 (the repository reads the newest schema).
+        async with db.read() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT channel_id, active_since FROM guilds WHERE guild_id = 1")
+                )
+            ).one()
+        assert (row.channel_id, row.active_since) == (10, None)
         assert await counts() == [1, 1, 1]
 
         await db.downgrade("0001")
@@ -288,3 +292,63 @@ async def test_0003_adds_the_error_kind_and_keeps_the_runs(tmp_path: Path) -> No
             assert (await conn.execute(text("SELECT count(*) FROM source_runs"))).scalar_one() == 1
         await db.upgrade()
         await db.check_schema()
+
+
+async def test_0004_adds_the_stream_tables_and_keeps_the_data_both_ways(tmp_path: Path) -> None:
+    """A 0003 database's mentions survive the upgrade; the cursor and gaps work on 0004; the
+    downgrade drops just the two stream tables (and their index) and keeps the mentions."""
+    import datetime as dt
+
+    from bot.storage.streams import StreamRepository
+
+    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", migrate=False) as db:
+        await db.upgrade("0003")
+        assert not {"stream_state", "stream_gaps"} & await table_names(db)
+        stamps = {"at": "2025-01-01T00:00:00.000000+00:00"}
+        async with db.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO mentions (source, post_id, url, author, text, created_at, "
+                    "first_seen_at) VALUES ('x', '1', 'https://x.com/u/status/1', 'u', 't', "
+                    ":at, :at)"
+                ),
+                stamps,
+            )
+
+        async def mention_rows() -> int:
+            async with db.read() as conn:
+                return (await conn.execute(text("SELECT count(*) FROM mentions"))).scalar_one()
+
+        await db.upgrade("0004")
+        assert {"stream_state", "stream_gaps"} <= await table_names(db)
+        assert await mention_rows() == 1
+        streams = StreamRepository(db)
+        now = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
+        await streams.save_cursor("bluesky", 1_735_689_600_000_000, "wss://j", now)
+        await streams.record_gap("bluesky", now - dt.timedelta(hours=2), now, now)
+        assert (await streams.cursor("bluesky")).cursor_us == 1_735_689_600_000_000  # type: ignore[union-attr]
+        assert len(await streams.gaps("bluesky", now)) == 1
+
+        await db.downgrade("0003")
+        assert await db.current_revision() == "0003"
+        assert not {"stream_state", "stream_gaps"} & await table_names(db)
+        async with db.read() as conn:
+            indexes = (
+                await conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE :n"),
+                    {"n": "ix_stream%"},
+                )
+            ).all()
+        assert indexes == []
+        assert await mention_rows() == 1
+        await db.upgrade()
+        await db.check_schema()
+        assert await StreamRepository(db).cursor("bluesky") is None
+
+
+async def test_0004_upgrades_an_empty_database_and_down_to_empty(tmp_path: Path) -> None:
+    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", migrate=False) as db:
+        await db.upgrade("0004")
+        assert {"stream_state", "stream_gaps"} <= await table_names(db)
+        await db.downgrade("base")
+        assert await table_names(db) == {"alembic_version"}

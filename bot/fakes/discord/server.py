@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
+from bot.fakes.discord.ratelimits import BucketState, RateLimiter, RateLimits
 from bot.fakes.discord.state import (
     ChannelType,
     FakeChannel,
@@ -291,7 +292,8 @@ class FakeDiscord:
 
     Every REST request is recorded in :attr:`requests`, checked by :mod:`validation`, and
     anything wrong is appended to :attr:`violations` (Discord-level errors also get the 400
-    Discord would send). Use :meth:`fail_next` for 429/5xx/403 injection.
+    Discord would send). Use :meth:`fail_next` for 429/5xx/403 injection, and ``ratelimits``
+    (or the :attr:`ratelimits` attribute) to enforce Discord's rate limits (:mod:`ratelimits`).
     """
 
     def __init__(
@@ -304,10 +306,14 @@ class FakeDiscord:
         clock: Callable[[], float] = time.monotonic,
         heartbeat_interval_ms: int = 41_250,
         host: str = "127.0.0.1",
+        ratelimits: RateLimits | None = None,
     ) -> None:
         self.world = world or FakeWorld()
         self.token = token
         self.clock = clock
+        # Off (None) unless asked for: see the ``ratelimits`` property.
+        self.ratelimiter: RateLimiter | None = None
+        self.ratelimits = ratelimits
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.host = host
         # Loaded eagerly: a missing spec must fail loudly here, never pass silently later.
@@ -327,6 +333,16 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._changed: asyncio.Condition | None = None
+
+    @property
+    def ratelimits(self) -> RateLimits | None:
+        """The rate limits enforced (None: none, the default). Setting them starts empty
+        buckets and counts, on the fake's clock."""
+        return self.ratelimiter.limits if self.ratelimiter is not None else None
+
+    @ratelimits.setter
+    def ratelimits(self, limits: RateLimits | None) -> None:
+        self.ratelimiter = None if limits is None else RateLimiter(limits, self.clock)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -900,6 +916,15 @@ class FakeDiscord:
         if fault is not None and fault.drop is None:
             log.info("fake discord: injecting %s for %s %s", fault.status, method, path)
             return json_response(fault.body, status=fault.status, headers=fault.headers)
+        bucket: BucketState | None = None
+        if self.ratelimiter is not None:
+            verdict = self.ratelimiter.admit(
+                method, path, exempt=self._is_token_route(path), bucket=_bucket_hash(request)
+            )
+            if isinstance(verdict, web.Response):
+                log.debug("fake discord: rate limited %s %s", method, path)
+                return verdict
+            bucket = verdict
         if rejections:
             self._refuse_callback(path, "; ".join(rejections))
             return error_response(
@@ -925,6 +950,8 @@ class FakeDiscord:
             return error_response(405, "405: Method Not Allowed", 0)
         if 200 <= response.status < 300:
             self._add_ratelimit_headers(request, response)
+            if bucket is not None:
+                response.headers.update(bucket.headers(time.time()))
         if fault is not None and fault.drop == "after":
             log.info("fake discord: served %s %s, then dropped the connection", method, path)
             return self._drop(request, record, response)
@@ -954,18 +981,13 @@ class FakeDiscord:
 
     @staticmethod
     def _add_ratelimit_headers(request: web.Request, response: web.StreamResponse) -> None:
-        route = request.match_info.route.resource
-        canonical = route.canonical if route is not None else request.path
-        bucket = hashlib.sha1(
-            f"{request.method} {canonical}".encode(), usedforsecurity=False
-        ).hexdigest()[:16]
         response.headers.update(
             {
                 "X-RateLimit-Limit": "5",
                 "X-RateLimit-Remaining": "4",
                 "X-RateLimit-Reset": _now_header(),
                 "X-RateLimit-Reset-After": "1.000",
-                "X-RateLimit-Bucket": bucket,
+                "X-RateLimit-Bucket": _bucket_hash(request),
             }
         )
 
@@ -1499,6 +1521,16 @@ class FakeDiscord:
         if isinstance(guild, web.Response):
             return guild
         return json_response([r.to_dict() for r in guild.roles.values()])
+
+
+def _bucket_hash(request: web.Request) -> str:
+    """The route's bucket (one per method and route, as Discord's; the channel id is the
+    major parameter that tells its buckets apart)."""
+    route = request.match_info.route.resource
+    canonical = route.canonical if route is not None else request.path
+    return hashlib.sha1(
+        f"{request.method} {canonical}".encode(), usedforsecurity=False
+    ).hexdigest()[:16]
 
 
 def overwrite_for_role(role_id: int, *, allow: int = 0, deny: int = 0) -> Overwrite:
