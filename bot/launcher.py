@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import discord
 import yarl
+from aiolimiter import AsyncLimiter
 
 from bot.core.errors import ConfigError, UserFacingError
 from bot.core.models import Digest, RankedPaper, Window
@@ -28,13 +29,11 @@ from bot.services.papers import PaperService
 from bot.services.stream import StreamConsumer
 from bot.settings import Settings
 from bot.storage.guilds import GuildConfig
+from bot.ui.publisher import DiscordPublisher
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
-# Digests posted at once, by the daily jobs and the sweep together (each goes to its own
-# channel's rate-limit bucket, but each also ranks a day and holds a database connection).
-DELIVERY_CONCURRENCY = 4
 # A crashed stream consumer restarts after 2 s, doubling up to 5 minutes while it keeps failing.
 STREAM_RESTART_SECONDS = 2.0
 STREAM_RESTART_MAX_SECONDS = 300.0
@@ -89,10 +88,10 @@ class Services:
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
     # Guilds whose digest this process is posting now: a sweep or a second job skips them.
     _delivering: set[int] = field(default_factory=set)
-    # Every guild's job fires at 09:00 UTC by default: they take turns, a few at a time.
-    _delivery_slots: asyncio.Semaphore = field(
-        default_factory=lambda: asyncio.Semaphore(DELIVERY_CONCURRENCY)
-    )
+    # Digests under way at once (``discord.max_concurrent_digests``): a memory bound only.
+    _delivery_slots: asyncio.Semaphore | None = None
+    # The one request budget of every send (``discord.requests_per_second``).
+    budget: AsyncLimiter | None = None
     _ingesting: asyncio.Task[None] | None = None
     _recovered: bool = False
     _streams: list[asyncio.Task[None]] = field(default_factory=list)
@@ -100,6 +99,16 @@ class Services:
     def __post_init__(self) -> None:
         if self.started_at is None:
             self.started_at = self.rt.clock()
+        discord_settings = self.rt.settings.discord
+        if self._delivery_slots is None:
+            self._delivery_slots = asyncio.Semaphore(discord_settings.max_concurrent_digests)
+        if self.budget is None:
+            # A bucket of one second's worth: bursts never exceed the per-second pace.
+            self.budget = AsyncLimiter(discord_settings.requests_per_second, 1.0)
+
+    def publisher(self) -> DiscordPublisher:
+        assert self.client is not None
+        return DiscordPublisher(self.client, self.budget)
 
     @classmethod
     def build(cls, rt: Runtime) -> Services:
@@ -325,14 +334,13 @@ class Services:
         await asyncio.shield(task)
 
     async def _deliver_guild(self, guild_id: int) -> None:
+        assert self._delivery_slots is not None
         async with self._delivery_slots:
             await self._deliver_guild_now(guild_id)
 
     async def _deliver_guild_now(self, guild_id: int) -> None:
         if self.client is None:
             return
-        from bot.ui.publisher import DiscordPublisher
-
         try:
             config = await self.rt.guilds.get(guild_id)
             if config is None:
@@ -340,7 +348,7 @@ class Services:
             now = self.rt.clock()
             slot = self.delivery.last_slot(config, now)
             result = await self.delivery.deliver(
-                config, local_date(slot, config.timezone), DiscordPublisher(self.client), now
+                config, local_date(slot, config.timezone), self.publisher(), now
             )
             log.info(
                 "guild %s digest %s: %s %s", guild_id, result.day, result.status, result.detail
@@ -360,9 +368,7 @@ class Services:
             if not self._recovered:
                 await self.recover()
             if self.client is not None:
-                from bot.ui.publisher import DiscordPublisher
-
-                await self.delivery.settle_exhausted(DiscordPublisher(self.client))
+                await self.delivery.settle_exhausted(self.publisher())
             due = await self.delivery.due()
             # Side by side (a few at a time, see deliver_guild): one guild waiting out a long
             # rate limit must not hold the others back.

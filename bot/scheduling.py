@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -22,6 +23,14 @@ SWEEP_JOB = "sweep"
 
 def digest_job_id(guild_id: int) -> str:
     return f"digest:{guild_id}"
+
+
+def spread_second(guild_id: int) -> int:
+    """The second of its minute at which a guild's digest starts: the same for a guild every
+    day, spread evenly over the minute across guilds, so that thousands of servers due at 09:00
+    don't all ask at 09:00:00 (Discord's limits are per second)."""
+    digest = hashlib.blake2s(guild_id.to_bytes(8, "big", signed=False), digest_size=2).digest()
+    return int.from_bytes(digest, "big") % 60
 
 
 class Scheduler:
@@ -89,7 +98,10 @@ class Scheduler:
             return
         post_time = parse_post_time(config.post_time)
         trigger = CronTrigger(
-            hour=post_time.hour, minute=post_time.minute, timezone=config.timezone
+            hour=post_time.hour,
+            minute=post_time.minute,
+            second=spread_second(config.guild_id),
+            timezone=config.timezone,
         )
         self._scheduler.add_job(
             self._deliver,

@@ -107,6 +107,12 @@ class DiscordSettings(Section):
     gateway_url: WsUrl = "wss://gateway.discord.gg"
     dev_guild_id: int | None = None
     application_id: int | None = None
+    # The bot's one budget of REST requests, shared by every digest: a little under Discord's
+    # global 50 per second (interaction answers don't count against it).
+    requests_per_second: float = Field(45.0, gt=0, le=50)
+    # Digests being posted at once. The budget above sets the pace; this only bounds memory
+    # (each digest waiting its turn holds its papers).
+    max_concurrent_digests: int = Field(2000, ge=1)
 
 
 class DigestSettings(Section):

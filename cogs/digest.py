@@ -184,11 +184,12 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
                 header, embed=compact_embed(digest, config.categories), ephemeral=True
             )
             return
-        # The real post's messages, in order: the header, then one message per paper with its
-        # link buttons (in the thread style they'd go in a thread, which a preview can't open).
+        # The real post's messages, in order: the header, then the paper messages (four papers
+        # each, with their link buttons; in the thread style they'd go in a thread, which a
+        # preview can't open).
         await interaction.followup.send(header, ephemeral=True)
-        for embed, view in digest_messages(digest):
-            await interaction.followup.send(embed=embed, view=view, ephemeral=True)
+        for embeds, view in digest_messages(digest):
+            await interaction.followup.send(embeds=embeds, view=view, ephemeral=True)
 
     @app_commands.command(name="status")
     # Per server: every member may ask, and each answer ranks the day.

@@ -48,12 +48,17 @@ HEARTBEAT_SECONDS = 60.0
 class Publisher(Protocol):
     """Posts to Discord. Implemented in ``bot/ui``; raises :class:`DeliveryError` subclasses.
 
-    ``nonce`` is the same for the same message of the same digest on every attempt, so a
-    message Discord accepted but whose answer was lost is not posted twice on a quick retry.
+    A digest is a header (part 0) and paper messages (parts 1 to n, packed by :meth:`pack`),
+    or one message (compact, or an empty day). ``nonce`` is the same for the same part of the
+    same digest on every attempt, so a message Discord accepted but whose answer was lost is
+    not posted twice on a quick retry; past Discord's few minutes of nonce memory,
+    :meth:`find_own` reads the bot's own messages back by the marker each part carries.
     ``open_thread`` on a message that already has a thread returns that thread.
     """
 
     async def missing_permissions(self, channel_id: int, style: Style) -> list[str]: ...
+
+    def pack(self, count: int) -> list[tuple[int, ...]]: ...
 
     async def send_header(
         self, channel_id: int, digest: Digest, categories: Sequence[str], *, nonce: str | None
@@ -61,17 +66,30 @@ class Publisher(Protocol):
 
     async def open_thread(self, channel_id: int, message_id: int, name: str) -> int | None: ...
 
-    async def send_paper(
-        self, target_id: int, digest: Digest, index: int, *, nonce: str | None
+    async def send_papers(
+        self,
+        target_id: int,
+        digest: Digest,
+        indices: Sequence[int],
+        part: int,
+        parts: int,
+        *,
+        nonce: str | None,
     ) -> int: ...
 
     async def send_compact(
         self, channel_id: int, digest: Digest, categories: Sequence[str], *, nonce: str | None
     ) -> int: ...
 
-    async def send_empty(self, channel_id: int, text: str, *, nonce: str | None) -> int: ...
+    async def send_empty(
+        self, channel_id: int, day: dt.date, text: str, *, nonce: str | None
+    ) -> int: ...
 
     async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int: ...
+
+    async def find_own(
+        self, channel_id: int, day: dt.date, *, after: int | None = None
+    ) -> dict[int, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,11 +425,20 @@ class DeliveryService:
             sent.append(message_id)
             await self.log.add_message(record.id, message_id, now=self.clock())
 
+        # Resuming (a crash, a takeover, a retry after a 5xx): first ask Discord what it holds
+        # that was never recorded, past the few minutes in which it honours a nonce.
+        resuming = record.attempts > 1 or record.takeovers > 0 or bool(sent)
+        if resuming and not sent:
+            found = await publisher.find_own(channel, day)
+            if 0 in found:
+                log.info("guild %s: digest %s header found on Discord, recorded", gid, day)
+                await sent_one(found[0])
+
         if not digest.papers:
             if config.empty_day == "message" and not sent:
                 threshold = self.threshold(config)
                 text = empty_reason(digest, day, threshold, arxiv_quiet=await self.arxiv_quiet())
-                await sent_one(await publisher.send_empty(channel, text, nonce=nonce()))
+                await sent_one(await publisher.send_empty(channel, day, text, nonce=nonce()))
             await self.log.finish(record.id, "empty", now=self.clock())
             return DeliveryResult(gid, day, "empty")
 
@@ -436,23 +463,39 @@ class DeliveryService:
                     channel, sent[0], f"Hot Papers {day.isoformat()}"
                 )
                 target = thread or channel
-            for index in range(len(sent) - 1, len(digest.papers)):
+            groups = publisher.pack(len(digest.papers))
+            if resuming and len(sent) <= len(groups):
+                found = await publisher.find_own(target, day, after=sent[-1])
+                while len(sent) in found:
+                    log.info(
+                        "guild %s: digest %s part %d found on Discord, recorded",
+                        gid,
+                        day,
+                        len(sent),
+                    )
+                    await sent_one(found[len(sent)])
+            for part in range(len(sent), len(groups) + 1):
+                indices = groups[part - 1]
                 try:
-                    message_id = await publisher.send_paper(target, digest, index, nonce=nonce())
+                    message_id = await publisher.send_papers(
+                        target, digest, indices, part, len(groups), nonce=nonce()
+                    )
                 except (ChannelGoneError, MissingPermissionsError) as exc:
                     if target == channel:
                         raise
                     # The thread, not the channel, is gone or closed to the bot: finish the
                     # digest in the channel rather than fail (or pause) it.
                     log.warning(
-                        "guild %s: digest thread %s refused a paper (%s): the rest go in the "
-                        "channel",
+                        "guild %s: digest thread %s refused a message (%s): the rest go in "
+                        "the channel",
                         gid,
                         target,
                         exc.message,
                     )
                     target = channel
-                    message_id = await publisher.send_paper(target, digest, index, nonce=nonce())
+                    message_id = await publisher.send_papers(
+                        target, digest, indices, part, len(groups), nonce=nonce()
+                    )
                 await sent_one(message_id)
         await self.log.finish(record.id, "sent", paper_count=len(digest.papers), now=self.clock())
         return DeliveryResult(gid, day, "sent", papers=len(digest.papers))

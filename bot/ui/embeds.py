@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Sequence
 
 import discord
@@ -156,9 +158,71 @@ def compact_embed(
     return embed
 
 
-def digest_messages(digest: Digest) -> list[tuple[discord.Embed, discord.ui.View]]:
-    """One message per paper, best first, each with its link buttons."""
+def pack(count: int) -> list[tuple[int, ...]]:
+    """The papers (by index) of each message of a digest of ``count`` papers, best first."""
+    per = limits.PAPERS_PER_MESSAGE
+    return [tuple(range(i, min(i + per, count))) for i in range(0, count, per)]
+
+
+def part_marker(day: dt.date, part: int, parts: int) -> str:
+    """What tells a message of a day's digest apart, and which part it is, when the bot reads
+    its channel back (crash recovery): it survives in fetched messages, unlike the nonce."""
+    return f"Hot Papers {day.isoformat()} · part {part} of {parts}"
+
+
+_MARKER = re.compile(r"Hot Papers (\d{4}-\d{2}-\d{2}) · part (\d+) of (\d+)\Z")
+_HEADER = re.compile(r"(?:## 🔥 |\*\*)Hot Papers (\d{4}-\d{2}-\d{2})\b")
+
+
+def read_marker(content: str, footers: Sequence[str]) -> tuple[dt.date, int] | None:
+    """``(day, part)`` of a digest message the bot posted: part 0 is the header (or the one
+    message of a compact or empty digest), parts 1 to n its paper messages. None otherwise."""
+    for footer in footers:
+        found = _MARKER.search(footer)
+        if found:
+            return dt.date.fromisoformat(found.group(1)), int(found.group(2))
+    head = _HEADER.match(content)
+    if head:
+        return dt.date.fromisoformat(head.group(1)), 0
+    return None
+
+
+def papers_message(
+    digest: Digest, indices: Sequence[int], part: int, parts: int
+) -> tuple[list[discord.Embed], discord.ui.View]:
+    """One message of a digest: the papers at ``indices`` (one embed each, abstracts shortened
+    until the message fits Discord's 6,000 characters) and a row of link buttons per paper.
+    The last embed's footer carries the part marker."""
+    marker = part_marker(digest.day, part, parts)
+    abstract = DIGEST_ABSTRACT
+    while True:
+        embeds = [
+            paper_embed(
+                digest.papers[i].paper, ranked=digest.papers[i], rank=i + 1, abstract_limit=abstract
+            )
+            for i in indices
+        ]
+        last = embeds[-1]
+        last.set_footer(text=clip(f"{last.footer.text} · {marker}", limits.FOOTER))
+        if sum(limits.embed_size(e) for e in embeds) <= limits.EMBED_TOTAL or abstract <= 100:
+            break
+        abstract -= 100
+    view = discord.ui.View(timeout=None)
+    for row, i in enumerate(indices):
+        paper = digest.papers[i].paper
+        for label, url in (
+            (f"#{i + 1} Abstract", paper.abs_url),
+            ("PDF", paper.pdf_url),
+            ("HTML", paper.html_url),
+        ):
+            view.add_item(discord.ui.Button(label=label, url=safe_url(url), row=row))
+    return limits.fit_embeds(embeds), view
+
+
+def digest_messages(digest: Digest) -> list[tuple[list[discord.Embed], discord.ui.View]]:
+    """The paper messages of a digest, as posted (four papers each), best first."""
+    groups = pack(len(digest.papers))
     return [
-        (paper_embed(r.paper, ranked=r, rank=i), paper_links(r.paper))
-        for i, r in enumerate(digest.papers, start=1)
+        papers_message(digest, indices, part, len(groups))
+        for part, indices in enumerate(groups, start=1)
     ]

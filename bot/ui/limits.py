@@ -20,6 +20,13 @@ CHOICES = 25
 CHOICE_NAME = 100
 CHOICE_VALUE = 100
 BUTTON_LABEL = 80
+ACTION_ROWS = 5  # rows of components per message
+BUTTONS_PER_ROW = 5
+# A digest's papers travel four to a message: each paper has its own row of link buttons
+# (abstract, PDF, HTML; five rows at most), and four embeds of about 1,450 characters fit the
+# 6,000 a message allows. Ten papers take three messages: header, thread and papers make five
+# requests. It depends on the paper count alone, so a resumed digest packs as the first try.
+PAPERS_PER_MESSAGE = 4
 
 
 def embed_size(embed: discord.Embed) -> int:

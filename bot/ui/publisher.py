@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import discord
@@ -20,7 +24,7 @@ from bot.core.models import Digest
 if TYPE_CHECKING:
     from bot.services.delivery import DeliveryAlert
 
-from bot.ui.embeds import compact_embed, digest_header, paper_embed, paper_links
+from bot.ui.embeds import compact_embed, digest_header, pack, papers_message, read_marker
 from bot.ui.messages import alert_text
 from bot.ui.text import clip
 
@@ -38,6 +42,9 @@ THREAD_NEEDED = {
     "read_message_history": "Read Message History",
 }
 NO_PINGS = discord.AllowedMentions.none()
+# How long one call may keep waiting out 429s before the digest is left to the next sweep.
+RATE_LIMIT_MAX_WAIT = 900.0
+T = TypeVar("T")
 UNKNOWN_CHANNEL = 10003
 THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
 # What a lost connection looks like through discord.py (it retries only a few of them itself).
@@ -65,6 +72,17 @@ def _unreachable(exc: BaseException, doing: str) -> DeliveryUnavailableError:
     return DeliveryUnavailableError("the connection to Discord was lost")
 
 
+def _retry_after(exc: discord.HTTPException) -> float:
+    """The wait a 429 asks for (its body's ``retry_after``, else its header), at least 0.1 s."""
+    seconds: Any = None
+    if isinstance(exc.response, aiohttp.ClientResponse):
+        seconds = exc.response.headers.get("Retry-After")
+    try:
+        return max(0.1, float(seconds)) if seconds is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
 def _translate(exc: discord.HTTPException, where: str) -> DeliveryError:
     if isinstance(exc, discord.NotFound):
         return ChannelGoneError(f"{where} no longer exists")
@@ -83,14 +101,49 @@ class DiscordPublisher:
     it again with the same nonce within a few minutes returns that message instead of a copy.
     """
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        budget: AbstractAsyncContextManager[Any] | None = None,
+        *,
+        max_wait: float = RATE_LIMIT_MAX_WAIT,
+    ) -> None:
         self.client = client
+        # The bot's one request budget (``discord.requests_per_second``), shared by every send
+        # of every digest: entered around each REST call, so the fan-out never trips Discord's
+        # global limit, however many digests are under way.
+        self.budget = budget or contextlib.nullcontext()
+        self.max_wait = max_wait
+
+    async def _call(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One REST call within the budget. A 429 that discord.py gave up on (global or per
+        route) is waited out and the call made again, for up to ``max_wait`` seconds in all:
+        a rate limit delays a digest, it never fails it."""
+        waited = 0.0
+        while True:
+            async with self.budget:
+                try:
+                    return await call()
+                except discord.RateLimited as exc:
+                    retry_after = exc.retry_after
+                except discord.HTTPException as exc:
+                    if exc.status != 429:
+                        raise
+                    retry_after = _retry_after(exc)
+            if waited + retry_after > self.max_wait:
+                raise DeliveryUnavailableError(f"Discord kept rate limiting {doing}")
+            log.info("rate limited while %s: waiting %.2f s", doing, retry_after)
+            await asyncio.sleep(retry_after)
+            waited += retry_after
 
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
         channel = self.client.get_channel(channel_id)
         if channel is None:
             try:
-                channel = await self.client.fetch_channel(channel_id)
+                channel = await self._call(
+                    f"looking up channel {channel_id}",
+                    lambda: self.client.fetch_channel(channel_id),
+                )
             except discord.HTTPException as exc:
                 raise _translate(exc, f"channel {channel_id}") from exc
             except NETWORK_ERRORS as exc:
@@ -108,7 +161,10 @@ class DiscordPublisher:
     async def _send(self, channel_id: int, nonce: str | None, **kwargs: object) -> int:
         channel = await self._channel(channel_id)
         try:
-            message = await channel.send(allowed_mentions=NO_PINGS, nonce=nonce, **kwargs)  # type: ignore[call-overload]
+            message = await self._call(
+                f"posting in {channel_id}",
+                lambda: channel.send(allowed_mentions=NO_PINGS, nonce=nonce, **kwargs),  # type: ignore[call-overload]
+            )
         except discord.HTTPException as exc:
             raise _translate(exc, f"channel {channel_id}") from exc
         except NETWORK_ERRORS as exc:
@@ -130,9 +186,11 @@ class DiscordPublisher:
         channel = await self._channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
             return None
+        partial = channel.get_partial_message(message_id)
         try:
-            thread = await channel.get_partial_message(message_id).create_thread(
-                name=clip(name, 100), auto_archive_duration=1440
+            thread = await self._call(
+                f"opening a thread in {channel_id}",
+                lambda: partial.create_thread(name=clip(name, 100), auto_archive_duration=1440),
             )
         except discord.HTTPException as exc:
             if exc.code == THREAD_ALREADY_CREATED:
@@ -149,16 +207,60 @@ class DiscordPublisher:
             raise _unreachable(exc, f"opening a thread in {channel_id}") from exc
         return thread.id
 
-    async def send_paper(
-        self, target_id: int, digest: Digest, index: int, *, nonce: str | None = None
+    def pack(self, count: int) -> list[tuple[int, ...]]:
+        return pack(count)
+
+    async def send_papers(
+        self,
+        target_id: int,
+        digest: Digest,
+        indices: Sequence[int],
+        part: int,
+        parts: int,
+        *,
+        nonce: str | None = None,
     ) -> int:
-        ranked = digest.papers[index]
-        return await self._send(
-            target_id,
-            nonce,
-            embed=paper_embed(ranked.paper, ranked=ranked, rank=index + 1),
-            view=paper_links(ranked.paper),
-        )
+        embeds, view = papers_message(digest, indices, part, parts)
+        return await self._send(target_id, nonce, embeds=embeds, view=view)
+
+    async def find_own(
+        self, channel_id: int, day: dt.date, *, after: int | None = None, limit: int = 50
+    ) -> dict[int, int]:
+        """The bot's own messages of ``day``'s digest in a channel or thread, by part (0: the
+        header), read back from Discord: after message ``after``, or among the latest
+        ``limit``. A channel or thread that doesn't exist (yet) holds none."""
+        me = self.client.user
+        if me is None:
+            return {}
+        try:
+            channel = await self._channel(channel_id)
+        except ChannelGoneError:
+            return {}
+        if not isinstance(channel, discord.abc.Messageable):
+            return {}
+
+        async def read() -> list[discord.Message]:
+            start = discord.Object(id=after) if after is not None else None
+            return [m async for m in channel.history(limit=limit, after=start)]
+
+        try:
+            messages = await self._call(f"reading {channel_id}", read)
+        except discord.NotFound:
+            return {}
+        except discord.HTTPException as exc:
+            raise _translate(exc, f"channel {channel_id}") from exc
+        except NETWORK_ERRORS as exc:
+            raise _unreachable(exc, f"reading {channel_id}") from exc
+        found: dict[int, int] = {}
+        for message in sorted(messages, key=lambda m: m.id):
+            if message.author.id != me.id:
+                continue
+            marker = read_marker(
+                message.content, [e.footer.text for e in message.embeds if e.footer.text]
+            )
+            if marker is not None and marker[0] == day:
+                found.setdefault(marker[1], message.id)
+        return found
 
     async def send_compact(
         self,
@@ -175,8 +277,12 @@ class DiscordPublisher:
             embed=compact_embed(digest, categories),
         )
 
-    async def send_empty(self, channel_id: int, text: str, *, nonce: str | None = None) -> int:
-        return await self._send(channel_id, nonce, content=clip(text, 2000))
+    async def send_empty(
+        self, channel_id: int, day: dt.date, text: str, *, nonce: str | None = None
+    ) -> int:
+        # Bold "Hot Papers DAY" first: how the bot recognises it when reading the channel back.
+        content = f"**Hot Papers {day.isoformat()}** — {text}"
+        return await self._send(channel_id, nonce, content=clip(content, 2000))
 
     async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int:
         return await self._send(channel_id, None, content=alert_text(alert))
