@@ -276,9 +276,10 @@ class Services:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            if not task.cancelled():
+            stopping = self.scheduler is not None and self.scheduler.stopping
+            if not task.cancelled() and not stopping:
                 raise  # the job itself is cancelled, not the ingestion: not ours to hide
-            # stop_ingestion() ended it for shutdown (and logged so): the job ends cleanly.
+            # Shutdown: stop_ingestion() ends the ingestion (and logs so); the job ends cleanly.
 
     async def stop_ingestion(self, seconds: float = 5.0) -> None:
         """Cancel an ingestion in progress and wait for it (it is safe to redo any time)."""
@@ -331,7 +332,14 @@ class Services:
         task = asyncio.get_running_loop().create_task(self._deliver_guild(guild_id))
         self._track(task)
         task.add_done_callback(lambda _task: self._delivering.discard(guild_id))
-        await asyncio.shield(task)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if self.scheduler is None or not self.scheduler.stopping or task.cancelled():
+                raise
+            # Shutdown cancels the job waiting here, not the send (drain waits for it, and it
+            # records every message): the job ends quietly, not as an ERROR with a traceback.
+            log.info("guild %s: shutting down, the digest being posted finishes first", guild_id)
 
     async def _deliver_guild(self, guild_id: int) -> None:
         assert self._delivery_slots is not None
@@ -373,6 +381,10 @@ class Services:
             # Side by side (a few at a time, see deliver_guild): one guild waiting out a long
             # rate limit must not hold the others back.
             await asyncio.gather(*(self.deliver_guild(config.guild_id) for config, _day in due))
+        except asyncio.CancelledError:
+            if self.scheduler is None or not self.scheduler.stopping:
+                raise
+            log.info("shutting down: the sweep stops, digests being posted finish first")
         except Exception:
             log.exception("digest sweep failed: the next one tries again")
 

@@ -124,6 +124,11 @@ class Scheduler:
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs())
 
+    @property
+    def stopping(self) -> bool:
+        """Shutting down: jobs cancelled now are cancelled by the shutdown, not by a fault."""
+        return self._stopping
+
     def shutdown(self) -> None:
         """Stop starting jobs; running ones finish (``Services.drain`` waits for them).
         Safe to call twice: APScheduler's own shutdown happens on the loop's next turn."""

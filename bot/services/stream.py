@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 # Stream events are written in batches of at most this many, or at least every few seconds.
 FLUSH_EVENTS = 500
+# The live loop hands the event loop over at least every this many frames.
+YIELD_EVERY = 100
 
 
 class FrameStream(Protocol):
@@ -281,6 +283,10 @@ class StreamConsumer:
                 if len(self._pending) >= FLUSH_EVENTS or now - last_flush >= every:
                     await self._flush_whole(save=True)
                     last_flush = now
+                elif self.stats.events % YIELD_EVERY == 0:
+                    # Frames already received are read without suspending (a catch-up reads
+                    # hundreds per socket read): let the interactions in meanwhile.
+                    await asyncio.sleep(0)
         finally:
             quiet.cancel()
             # Shutdown (cancellation) or a crash of the loop: store what was read, save the
