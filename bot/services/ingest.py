@@ -261,12 +261,19 @@ class IngestService:
         notes: list[str] = []
         error: str | None = None
         error_kind: str | None = None
+        replay_failed: SourceError | None = None
         try:
             consumer = self.consumers.get(source.name)
             if replay and consumer is not None:
-                replayed = await consumer.replay(window)
-                notes.append(replayed.describe())
-                say(f"{source.name}: {replayed.describe()}")
+                try:
+                    replayed = await consumer.replay(window)
+                except SourceError as exc:
+                    # The stream failed: the posts already stored still get their counts.
+                    replay_failed = exc
+                    notes.append(f"replay failed: {_error_text(exc, source.name)}")
+                else:
+                    notes.append(replayed.describe())
+                    say(f"{source.name}: {replayed.describe()}")
             mentions = await source.collect(window)
             if isinstance(source, RefreshingSource):
                 # Under the write lock: other sources write meanwhile, and an in-memory
@@ -276,6 +283,8 @@ class IngestService:
                 refreshed = await source.refresh(stored)
                 mentions = [*mentions, *refreshed.mentions]
                 gone = refreshed.gone
+            if replay_failed is not None:
+                raise replay_failed
         except SourceError as exc:
             error, error_kind = _error_text(exc, source.name), exc.kind
             log.warning("source %s failed: %s", source.name, error)
