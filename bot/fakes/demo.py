@@ -17,7 +17,14 @@ from pydantic import SecretStr
 
 from bot.core.models import Paper, Window
 from bot.fakes.arxiv import FakeArxiv
-from bot.fakes.bluesky import FakeBlueskyAppView, external_embed, fake_did, link_facet
+from bot.fakes.bluesky import (
+    FakeBlueskyAppView,
+    commit_event,
+    external_embed,
+    fake_did,
+    link_facet,
+    post_record,
+)
 from bot.fakes.hackernews import FakeHackerNews
 from bot.fakes.huggingface import FakeHuggingFace
 from bot.fakes.jetstream import FakeJetstream
@@ -26,6 +33,7 @@ from bot.render.json import render_json
 from bot.render.markdown import render_markdown
 from bot.runtime import open_runtime
 from bot.settings import Secrets, Settings
+from bot.sources.bluesky import micros
 
 REFERENCE_DATA = "hot-papers-2020-12-22.json"
 DEMO_TOKEN = "demo-bearer-token"  # noqa: S105 - the local fake's credential, not a secret
@@ -169,6 +177,13 @@ def load_bluesky_into(appview: FakeBlueskyAppView, jetstream: FakeJetstream, day
             embed=None if post.shown else external_embed(post.url),
         )
         jetstream.add(appview.jetstream_event(uri))
+    # The rest of the network: a post without a paper every hour of the day (on the real
+    # stream, hundreds a second), so the replay sees the stream holds the whole day.
+    for hour in range(24):
+        moment = start + dt.timedelta(hours=hour, seconds=1)
+        did = fake_did(f"synthetic-chatter-{hour}.bsky.social")
+        record = post_record("Good morning, Bluesky (synthetic demo post)", moment)
+        jetstream.add(commit_event(did, f"3demochat{hour:04d}", record, micros(moment)))
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
