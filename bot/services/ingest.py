@@ -77,6 +77,9 @@ class IngestReport:
 
 
 FEED_SOURCE = "arxiv feed"
+# A refreshed post missing from the source's answer is deleted only when at least this old: the
+# AppView may not have indexed a post the stream delivered moments ago.
+GONE_AFTER = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +260,8 @@ class IngestService:
         )
         before = source.requests
         mentions: list[Mention] = []
-        gone: Sequence[str] = ()
+        refreshed_posts: Sequence[Mention] = ()
+        gone: list[str] = []
         notes: list[str] = []
         error: str | None = None
         error_kind: str | None = None
@@ -281,8 +285,12 @@ class IngestService:
                 async with self._write_lock:
                     stored = await self.mentions.posts_to_refresh(source.name, window)
                 refreshed = await source.refresh(stored)
-                mentions = [*mentions, *refreshed.mentions]
-                gone = refreshed.gone
+                refreshed_posts = refreshed.mentions
+                # A post the AppView doesn't know yet (seen on the stream moments ago) is not
+                # gone: only one older than GONE_AFTER that it no longer returns.
+                young = self.clock() - GONE_AFTER
+                created = {m.post_id: m.created_at for m in stored}
+                gone = [p for p in refreshed.gone if created.get(p, young) < young]
             if replay_failed is not None:
                 raise replay_failed
         except SourceError as exc:
@@ -296,11 +304,17 @@ class IngestService:
         async with self._write_lock:
             if mentions:
                 await self.mentions.upsert(mentions, fetched_at)
+            if refreshed_posts:
+                # Counts and names only, on the rows that still exist: a delete or an edit the
+                # stream applied while the AppView answered stands.
+                await self.mentions.record_refresh(refreshed_posts, fetched_at)
             if gone:
                 await self.mentions.delete_posts(source.name, gone)
+            counted = len(mentions) + len(refreshed_posts)
             await self.runs.record(
-                source.name, window, started, fetched_at, len(mentions), requests, error, error_kind
+                source.name, window, started, fetched_at, counted, requests, error, error_kind
             )
+        mentions = [*mentions, *refreshed_posts]
         papers = len({i for m in mentions for i in m.arxiv_ids})
         say(
             f"{source.name}: {len(mentions)} mentions, {papers} papers, {requests} requests"

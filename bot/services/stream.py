@@ -40,7 +40,7 @@ Clock = Callable[[], dt.datetime]
 # Stream events are written in batches of at most this many, or at least every few seconds.
 FLUSH_EVENTS = 500
 # The live loop hands the event loop over at least every this many frames.
-YIELD_EVERY = 100
+YIELD_EVERY = 20
 
 
 class FrameStream(Protocol):

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -121,6 +121,56 @@ class MentionRepository:
             await conn.execute(mention_papers.insert(), links)
         return ids
 
+    async def record_refresh(self, items: Iterable[Mention], fetched_at: dt.datetime) -> int:
+        """Store re-read counts of posts already stored: a metrics snapshot, and the link and
+        names the source gave (a handle learnt). Posts no longer stored are not brought back,
+        and text, language and links stay as stored (the stream's edits are newer). Returns
+        how many posts were updated."""
+        fetched_at = aware(fetched_at, "fetched_at")
+        unique = {(m.source, m.post_id): m for m in items}
+        updated = 0
+        for batch in chunked(unique.values()):
+            keys = [(m.source, m.post_id) for m in batch]
+            async with self._db.write() as conn:
+                result = await conn.execute(
+                    select(mentions.c.id, mentions.c.source, mentions.c.post_id).where(
+                        tuple_(mentions.c.source, mentions.c.post_id).in_(keys)
+                    )
+                )
+                ids = {(source, post_id): id_ for id_, source, post_id in result}
+                present = [m for m in batch if (m.source, m.post_id) in ids]
+                if not present:
+                    continue
+                await conn.execute(
+                    update(mentions)
+                    .where(mentions.c.id == bindparam("row_id"))
+                    .values(
+                        url=bindparam("new_url"),
+                        author=bindparam("new_author"),
+                        author_name=bindparam("new_author_name"),
+                    ),
+                    [
+                        {
+                            "row_id": ids[m.source, m.post_id],
+                            "new_url": m.url,
+                            "new_author": m.author,
+                            "new_author_name": m.author_name,
+                        }
+                        for m in present
+                    ],
+                )
+                snapshot = insert_for(self._db, mention_metrics)
+                snapshot = snapshot.on_conflict_do_update(
+                    index_elements=[mention_metrics.c.mention_id, mention_metrics.c.fetched_at],
+                    set_={name: snapshot.excluded[name] for name in METRIC_COLUMNS},
+                )
+                await conn.execute(
+                    snapshot,
+                    [_metrics_row(ids[m.source, m.post_id], fetched_at, m) for m in present],
+                )
+                updated += len(present)
+        return updated
+
     async def delete_posts(self, source: str, post_ids: Iterable[str]) -> int:
         """Forget posts (deleted at the source), with their links and metrics; returns how many."""
         removed = 0
@@ -166,9 +216,14 @@ class MentionRepository:
         paper's posts were loaded."""
         found: list[StoredMention] = []
         for batch in chunked(dict.fromkeys(prefixes), 50):
-            condition = or_(*(mentions.c.post_id.startswith(p, autoescape=True) for p in batch))
-            stored = await self._in_window(window, [source], condition)
-            found.extend(stored)
+            # A range per prefix, not LIKE: it walks the (source, post_id) unique index.
+            condition = or_(
+                *(
+                    and_(mentions.c.post_id >= p, mentions.c.post_id < _after_prefix(p))
+                    for p in batch
+                )
+            )
+            found.extend(await self._in_window(window, [source], condition))
         return found
 
     async def in_window(
@@ -292,6 +347,11 @@ class MentionRepository:
                 for mention_id, linked in result:
                     links.setdefault(mention_id, []).append(linked)
         return _stored(rows, links)
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string greater than every string starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _with_latest_metrics(*conditions: Any) -> Any:

@@ -247,6 +247,12 @@ class DiscordPublisher:
             messages = await self._call(f"reading {channel_id}", read)
         except discord.NotFound:
             return {}
+        except discord.Forbidden as exc:
+            # No Read Message History (the channel style doesn't need it): the bot can't read
+            # its messages back. That must not fail a digest it may post: nothing is found,
+            # and the nonce alone guards a quick retry.
+            log.info("cannot read %s back (Discord %s): relying on nonces", channel_id, exc.code)
+            return {}
         except discord.HTTPException as exc:
             raise _translate(exc, f"channel {channel_id}") from exc
         except NETWORK_ERRORS as exc:
