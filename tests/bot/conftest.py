@@ -191,3 +191,12 @@ def said(message: Any) -> str:
 
 def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for row in message.get("components") or [] for c in row.get("components") or []]
+
+
+def posted_ids(messages: list[dict[str, Any]]) -> list[str]:
+    """The arXiv ids of the papers in the paper messages (every embed of every message), in
+    the order they were posted."""
+    ordered = sorted(messages, key=lambda m: int(m["id"]))
+    return [
+        embed["url"].rsplit("/", 1)[-1] for m in ordered for embed in m["embeds"] if "url" in embed
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -14,7 +15,7 @@ from bot.core.models import Mention
 from bot.fakes.discord import Permission
 from bot.launcher import Services
 from bot.ui.publisher import DiscordPublisher
-from tests.bot.conftest import buttons, said
+from tests.bot.conftest import posted_ids, said
 from tests.storage.factories import make_mention, make_paper
 
 RANKED = ["2012.11552", "2012.11538", "2012.11547", "2012.11233", "2012.11145"]
@@ -26,16 +27,6 @@ async def ready(botworld):
     """The reference day ingested; the clock (10:50Z) 20 minutes after a 10:30 UTC slot."""
     await botworld.ingest_reference_day()
     return botworld
-
-
-def posted_ids(messages: list[dict[str, Any]]) -> list[str]:
-    """The arXiv ids of the paper messages, in the order they were posted."""
-    ordered = sorted(messages, key=lambda m: int(m["id"]))
-    return [
-        m["embeds"][0]["url"].rsplit("/", 1)[-1]
-        for m in ordered
-        if m["embeds"] and "url" in m["embeds"][0]
-    ]
 
 
 async def eventually(probe, timeout: float = 3.0):  # noqa: ASYNC109 - a bounded poll
@@ -66,20 +57,32 @@ async def test_thread_style_posts_a_header_and_the_papers_in_its_thread(ready):
     assert thread.name == "Hot Papers 2020-12-23"
     papers = sorted(h.fake.messages(thread.id), key=lambda m: int(m["id"]))
     assert posted_ids(papers) == RANKED  # best first
+    # Four papers to a message: 5 papers are two messages, of 4 and 1.
+    assert [len(m["embeds"]) for m in papers] == [4, 1]
     first = papers[0]["embeds"][0]
     assert first["title"].startswith("1. Online Bag-of-Visual-Words")
     assert "**487** — X: " in said(papers[0])
-    for message in papers:
-        assert {b["label"] for b in buttons(message)} == {"Abstract", "PDF", "HTML"}
-        urls = sorted(b["url"] for b in buttons(message))
-        arxiv_id = message["embeds"][0]["url"].rsplit("/", 1)[-1]
-        assert urls == sorted(
-            f"https://arxiv.org/{kind}/{arxiv_id}" for kind in ("abs", "pdf", "html")
-        )
+    rank = 0
+    for part, message in enumerate(papers, start=1):
+        # One row of link buttons per paper, in the order of the embeds.
+        rows = message["components"]
+        assert len(rows) == len(message["embeds"])
+        for row, embed in zip(rows, message["embeds"], strict=True):
+            rank += 1
+            labels = [b["label"] for b in row["components"]]
+            assert labels == [f"#{rank} Abstract", "PDF", "HTML"]
+            arxiv_id = embed["url"].rsplit("/", 1)[-1]
+            assert [b["url"] for b in row["components"]] == [
+                f"https://arxiv.org/{kind}/{arxiv_id}" for kind in ("abs", "pdf", "html")
+            ]
+        # The last embed's footer says which part of which day's digest this is.
+        footer = message["embeds"][-1]["footer"]["text"]
+        assert footer.endswith(f" · Hot Papers 2020-12-23 · part {part} of 2")
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.status == "sent"
     assert record.paper_count == 5
-    assert len(record.message_ids) == 6
+    assert len(record.message_ids) == 3  # the header and two paper messages
+    assert list(record.message_ids) == [int(header["id"])] + [int(m["id"]) for m in papers]
 
 
 async def test_channel_style_posts_every_message_in_the_channel(ready):
@@ -89,6 +92,7 @@ async def test_channel_style_posts_every_message_in_the_channel(ready):
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert messages[0]["content"].startswith("## 🔥 Hot Papers 2020-12-23")
     assert "3 papers" in messages[0]["content"]
+    assert len(messages) == 2  # the header, then the three papers in one message
     assert posted_ids(messages[1:]) == RANKED[:3]
     assert not any(c.is_thread for c in h.world.channels.values())
 
@@ -127,7 +131,7 @@ async def test_every_message_disables_mentions(ready):
     await ready.configure(post_time="10:30")
     await ready.services.deliver_guild(ready.guild_id)
     posts = message_posts(ready)
-    assert len(posts) == 6
+    assert len(posts) == 3  # the header and two paper messages
     for request in posts:
         assert request.body["allowed_mentions"] == {"parse": []}
         assert len(request.body.get("embeds") or []) <= 10
@@ -168,15 +172,16 @@ async def test_delivering_twice_posts_once(ready):
     await ready.services.sweep()
     ready.clock.advance(hours=1)
     await ready.services.sweep()
-    assert len(h.fake.messages(h.channel)) == 6
-    assert len(message_posts(ready)) == 6
+    assert len(h.fake.messages(h.channel)) == 3
+    assert len(message_posts(ready)) == 3
 
 
 async def test_concurrent_deliveries_post_once(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
     await asyncio.gather(*(ready.services.deliver_guild(ready.guild_id) for _ in range(3)))
-    assert len(h.fake.messages(h.channel)) == 6
+    assert len(h.fake.messages(h.channel)) == 3
+    assert posted_ids(h.fake.messages(h.channel)) == RANKED
 
 
 class ProcessDied(BaseException):
@@ -203,10 +208,10 @@ async def test_a_crash_mid_digest_resumes_after_the_last_recorded_message(ready,
     config = await ready.configure(post_time="10:30", style=style)
     day = dt.date(2020, 12, 23)
     with pytest.raises(ProcessDied):
-        await ready.services.delivery.deliver(config, day, DiesAfter(ready.bot, 3))
+        await ready.services.delivery.deliver(config, day, DiesAfter(ready.bot, 2))
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "sending"
-    assert len(record.message_ids) == 3  # the header and two papers
+    assert len(record.message_ids) == 2  # the header and the first four papers
 
     # The restart takes a while: past two minutes without a heartbeat, the digest is taken over.
     ready.clock.advance(minutes=3)
@@ -222,9 +227,11 @@ async def test_a_crash_mid_digest_resumes_after_the_last_recorded_message(ready,
         assert sum(1 for m in messages if m["content"].startswith("## 🔥")) == 1
         papers = messages[1:]
     assert posted_ids(papers) == RANKED  # every paper once, in rank order
+    assert len(papers) == 2  # the second paper message only was sent after the restart
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "sent"
     assert record.attempts == 2
+    assert len(record.message_ids) == 3
     # Only one thread was ever opened.
     assert len(h.fake.requests_to("POST", "/channels/*/messages/*/threads")) == (
         2 if style == "thread" else 0
@@ -260,12 +267,38 @@ async def test_a_message_posted_but_unconfirmed_is_not_posted_again(ready):
     await ready.services.deliver_guild(ready.guild_id)
     assert len(h.fake.messages(h.channel)) == 3
     ready.clock.advance(minutes=1)
-    await ready.services.sweep()  # the retry sends the same nonce: Discord returns the message
+    await ready.services.sweep()  # the retry reads the channel back and finds the message
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert len(messages) == 3
     assert posted_ids(messages[1:]) == RANKED
     nonces = [r.body["nonce"] for r in h.fake.requests_to("POST", "/channels/*/messages")]
-    assert len(nonces) == 7  # six messages, the third one sent twice
-    assert len(set(nonces)) == 6
+    assert len(nonces) == 3  # found on Discord: not even sent again
+    assert len(set(nonces)) == 3
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert record.status == "sent"
+    assert list(record.message_ids) == [int(m["id"]) for m in messages]
+
+
+async def test_a_quick_retry_that_cannot_read_the_channel_back_relies_on_the_nonce(ready):
+    """Without Read Message History (which the channel style doesn't need) the bot can't read
+    its messages back: within Discord's nonce window, the same nonce returns the message."""
+    h = ready.harness
+    await ready.configure(post_time="10:30", style="channel")
+    await bot_lacks(ready, h.channel, Permission.READ_MESSAGE_HISTORY, "read_message_history")
+    h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages", skip=2, after=True)
+    await ready.services.deliver_guild(ready.guild_id)
+    assert len(h.fake.messages(h.channel)) == 3
+    ready.clock.advance(minutes=1)
+    await ready.services.sweep()
+    messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert len(messages) == 3
+    assert posted_ids(messages[1:]) == RANKED
+    nonces = [r.body["nonce"] for r in h.fake.requests_to("POST", "/channels/*/messages")]
+    assert len(nonces) == 4  # three messages, the third one sent twice
+    assert len(set(nonces)) == 3
+    record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
+    assert (record.status, record.attempts) == ("sent", 2)
+    assert list(record.message_ids) == [int(m["id"]) for m in messages]
 
 
 async def test_a_missed_digest_goes_out_on_restart_within_the_grace_period(ready):
@@ -298,7 +331,7 @@ async def test_a_429_is_waited_out(ready):
     h.fake.fail_next("POST", "/channels/*/messages", 429, retry_after=0.05, skip=1)
     await ready.services.deliver_guild(ready.guild_id)
     statuses = [r.status for r in message_posts(ready)]
-    assert statuses == [200, 429, 200, 200, 200, 200, 200]
+    assert statuses == [200, 429, 200, 200]
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert posted_ids(messages[1:]) == RANKED
 
@@ -315,15 +348,17 @@ async def test_a_500_is_retried_by_discord_py(ready):
 async def test_a_503_fails_the_digest_and_the_sweep_finishes_it(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
-    h.fake.fail_next("POST", "/channels/*/messages", 503, skip=3)
+    h.fake.fail_next("POST", "/channels/*/messages", 503, skip=1)  # the first paper message
     await ready.services.deliver_guild(ready.guild_id)
     day = dt.date(2020, 12, 23)
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "failed"
     assert record.error == "Discord unavailable: Discord answered 503"
+    assert len(record.message_ids) == 1
     ready.clock.advance(minutes=10)
     await ready.services.sweep()
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
+    assert len(messages) == 3
     assert posted_ids(messages[1:]) == RANKED
     assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
 
@@ -504,6 +539,7 @@ async def test_a_paper_is_not_posted_again_within_the_cooldown(ready):
     first, second = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert first["content"].startswith("## 🔥 Hot Papers 2020-12-23")
     assert second["content"] == (
+        "**Hot Papers 2020-12-24** — "
         "No hot papers today: no paper in this server's categories reached a score of 50."
     )
 
@@ -514,6 +550,7 @@ async def test_an_empty_day_says_why_in_one_short_message(ready):
     await ready.services.deliver_guild(ready.guild_id)
     (message,) = h.fake.messages(h.channel)
     assert message["content"] == (
+        "**Hot Papers 2020-12-23** — "
         "No hot papers today: no paper in this server's categories reached a score of 10000."
     )
     assert message["embeds"] == []
@@ -528,7 +565,9 @@ async def test_an_empty_day_names_a_failing_source(botworld):
     await botworld.configure(post_time="10:30")
     await botworld.services.deliver_guild(botworld.guild_id)
     (message,) = h.fake.messages(h.channel)
-    assert message["content"].startswith("No hot papers today: X could not be reached")
+    assert message["content"].startswith(
+        "**Hot Papers 2020-12-23** — No hot papers today: X could not be reached"
+    )
 
 
 async def test_an_empty_weekend_day_says_so(ready):
@@ -654,7 +693,7 @@ async def test_a_thread_that_refuses_the_papers_sends_them_to_the_channel(ready)
     assert posted_ids(papers) == RANKED
     assert h.fake.messages(int(header["id"])) == []
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
-    assert (record.status, record.attempts, len(record.message_ids)) == ("sent", 1, 6)
+    assert (record.status, record.attempts, len(record.message_ids)) == ("sent", 1, 3)
 
 
 async def test_a_deleted_thread_is_not_a_deleted_channel(ready, monkeypatch):
@@ -685,7 +724,7 @@ async def test_a_deleted_thread_is_not_a_deleted_channel(ready, monkeypatch):
 async def held_once(ready, monkeypatch):
     """The first paper message waits for the test (a long 429 wait, say); later ones don't."""
     gate, entered = asyncio.Event(), asyncio.Event()
-    real = DiscordPublisher.send_paper
+    real = DiscordPublisher.send_papers
 
     async def slow_first(self, *args, **kwargs):
         if not entered.is_set():
@@ -693,7 +732,7 @@ async def held_once(ready, monkeypatch):
             await gate.wait()
         return await real(self, *args, **kwargs)
 
-    monkeypatch.setattr(DiscordPublisher, "send_paper", slow_first)
+    monkeypatch.setattr(DiscordPublisher, "send_papers", slow_first)
     ready.gate, ready.entered = gate, entered
     return ready
 
@@ -707,7 +746,7 @@ async def test_a_sweep_during_a_long_wait_does_not_send_the_digest_again(held_on
     await w.services.sweep()
     w.gate.set()
     await asyncio.wait_for(sending, 5)
-    assert len(message_posts(w)) == 6
+    assert len(message_posts(w)) == 3
     record = await w.rt.digest_log.get(w.guild_id, dt.date(2020, 12, 23))
     assert (record.status, record.attempts) == ("sent", 1)
 
@@ -735,7 +774,7 @@ async def test_an_overlapping_deploy_leaves_a_live_send_alone(held_once):
     await new.sweep()
     w.gate.set()
     await asyncio.wait_for(sending, 5)
-    assert len(message_posts(w)) == 6
+    assert len(message_posts(w)) == 3
     record = await w.rt.digest_log.get(w.guild_id, day)
     assert (record.status, record.attempts) == ("sent", 1)
 
@@ -914,11 +953,50 @@ async def test_guilds_posting_at_the_same_slot_read_the_day_once(ready, monkeypa
     assert len(reads) == 2
 
 
-async def test_at_most_a_few_digests_are_posted_at_once(ready, monkeypatch):
-    from bot import launcher
-
+async def test_digests_posted_at_once_are_bounded_by_max_concurrent_digests(ready, monkeypatch):
+    limit = 2
+    discord_settings = ready.rt.settings.discord.model_copy(
+        update={"max_concurrent_digests": limit}
+    )
+    rt = dataclasses.replace(
+        ready.rt, settings=ready.rt.settings.model_copy(update={"discord": discord_settings})
+    )
+    services = Services.build(rt)  # a process started with discord.max_concurrent_digests = 2
+    services.client = ready.bot
     h = ready.harness
-    for n in range(launcher.DELIVERY_CONCURRENCY + 2):
+    for n in range(limit + 3):
+        guild = await h.add_guild(f"Guild {n}")
+        channel = next(iter(guild.channels.values()))
+        await h.fake.wait_until(
+            lambda c=channel: ready.bot.get_channel(c.id) is not None, 3.0, "GUILD_CREATE"
+        )
+        await set_up(ready, guild.id, channel.id)
+    running = peak = 0
+    real = services.delivery.deliver
+
+    async def watched(*args, **kwargs):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.02)
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(services.delivery, "deliver", watched)
+    configs = await ready.rt.guilds.active()
+    assert len(configs) == limit + 3
+    # The daily jobs, as the scheduler fires them: all at once, not through the sweep.
+    await asyncio.gather(*(services.deliver_guild(c.guild_id) for c in configs))
+    assert peak == limit
+    assert len(message_posts(ready)) == len(configs)
+
+
+async def test_by_default_many_digests_are_posted_at_once(ready, monkeypatch):
+    """No fixed handful of slots: the request budget sets the pace, not a semaphore of 4."""
+    h = ready.harness
+    for n in range(6):
         guild = await h.add_guild(f"Guild {n}")
         channel = next(iter(guild.channels.values()))
         await h.fake.wait_until(
@@ -940,9 +1018,8 @@ async def test_at_most_a_few_digests_are_posted_at_once(ready, monkeypatch):
 
     monkeypatch.setattr(ready.services.delivery, "deliver", watched)
     configs = await ready.rt.guilds.active()
-    # The daily jobs, as the scheduler fires them: all at once, not through the sweep.
     await asyncio.gather(*(ready.services.deliver_guild(c.guild_id) for c in configs))
-    assert peak == launcher.DELIVERY_CONCURRENCY
+    assert peak == len(configs) == 6
     assert len(message_posts(ready)) == len(configs)
 
 

@@ -356,8 +356,9 @@ async def test_preview_is_exactly_what_would_be_posted(botworld, style):
     result, cb = await botworld.run("digest", "preview", member=botworld.mod)
     assert cb.deferred
     assert cb.ephemeral
-    # The post's messages: compact is one; the others a header, then one message per paper.
-    count = 1 if style == "compact" else 4
+    # The post's messages: compact is one; the others a header, then the papers four to a
+    # message (three papers: one message).
+    count = 1 if style == "compact" else 2
     shown = await result.followups(count=count)
     assert len(shown) == count
     assert all(m["flags"] & 64 for m in shown)

@@ -21,14 +21,14 @@ async def held(botworld, monkeypatch):
     await botworld.configure(post_time="10:30", style="channel")
     gate = asyncio.Event()
     entered = asyncio.Event()
-    real = DiscordPublisher.send_paper
+    real = DiscordPublisher.send_papers
 
-    async def slow_send_paper(self, *args, **kwargs):
+    async def slow_send_papers(self, *args, **kwargs):
         entered.set()
         await gate.wait()
         return await real(self, *args, **kwargs)
 
-    monkeypatch.setattr(DiscordPublisher, "send_paper", slow_send_paper)
+    monkeypatch.setattr(DiscordPublisher, "send_papers", slow_send_papers)
     botworld.gate = gate
     botworld.entered = entered
     return botworld
@@ -50,7 +50,7 @@ async def test_drain_lets_a_digest_in_flight_finish(held):
     await delivery
     record = await held.rt.digest_log.get(held.guild_id, DAY)
     assert record.status == "sent"
-    assert len(held.fake.messages(held.harness.channel)) == 6
+    assert len(held.fake.messages(held.harness.channel)) == 3  # header and two paper messages
     assert not services.scheduler._scheduler.running
 
 
@@ -71,7 +71,7 @@ async def test_drain_gives_up_after_its_timeout_and_the_digest_resumes_later(hel
     await held.services.sweep()
     record = await held.rt.digest_log.get(held.guild_id, DAY)
     assert record.status == "sent"
-    assert len(held.fake.messages(held.harness.channel)) == 6
+    assert len(held.fake.messages(held.harness.channel)) == 3  # header and two paper messages
 
 
 async def test_closing_the_bot_drains_before_the_http_session_closes(held):
@@ -86,7 +86,7 @@ async def test_closing_the_bot_drains_before_the_http_session_closes(held):
     assert held.bot.is_closed()
     record = await held.rt.digest_log.get(held.guild_id, DAY)
     assert record.status == "sent"
-    assert len(held.fake.messages(held.harness.channel)) == 6
+    assert len(held.fake.messages(held.harness.channel)) == 3  # header and two paper messages
 
 
 async def test_drain_from_inside_a_tracked_task_does_not_wait_for_itself(botworld):
