@@ -69,7 +69,8 @@ def feed_posts(observations: Iterable[Observation], rules: RankingRules) -> set[
     for obs in observations:
         m = obs.mention
         key = (m.source, m.post_id)
-        if m.author.lower() in rules.ignored_authors.get(m.source, frozenset()):
+        ignored = rules.ignored_authors.get(m.source, frozenset())
+        if ignored and (m.author.lower() in ignored or account_of(m).lower() in ignored):
             muted.add(key)
         if m.source in rules.feed_limits:
             day = (m.source, account_of(m), m.created_at.astimezone(dt.UTC).date())

@@ -7,7 +7,7 @@ import html
 import re
 
 from bot.core.models import Digest, Mention, RankedPaper, ScoredPost
-from bot.sources.registry import REGISTRY, SEED, entry
+from bot.sources.registry import REGISTRY, SEED, entry, metrics_text
 
 _URL = re.compile(r"https?://[^\s<>\"]+")
 
@@ -83,7 +83,7 @@ def _post_block(post: ScoredPost) -> str:
         )
     found = entry(m.source)
     where = found.tag if found else m.source
-    counts = ", ".join(f"{v} {k}" for k, v in m.metrics.items() if v)
+    counts = metrics_text(m.source, m.metrics) if found else ""
     detail = f", {counts}" if counts else ""
     return (
         f"<blockquote><p>{_text_html(m.text)}</p>&mdash; "
@@ -102,8 +102,8 @@ def popularity_lines(paper: RankedPaper) -> list[str]:
         metrics = paper.by_source.get(other.key)
         if other.seed or not metrics:
             continue
-        shown = ", ".join(f"{metrics.get(s.metric, 0)} {s.unit}" for s in other.markdown_metrics)
-        lines.append(f"- {other.name.lower()}: {shown}")
+        shown = ", ".join(f"{metrics.get(m.metric, 0):,} {m.unit}" for m in other.markdown_metrics)
+        lines.append(f"- {other.name}: {shown}")
     return lines
 
 

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 # Stream events are written in batches of at most this many, or at least every few seconds.
 FLUSH_EVENTS = 500
+# A connection starting this much later than asked (beyond the rewind) lost posts: a gap. The
+# real stream carries an event every few milliseconds, so a minute of nothing is never quiet.
+GAP_TOLERANCE_SECONDS = 60.0
+FUTURE_SLACK_US = 3_600_000_000  # clock skew tolerated in an event's time
 # The live loop hands the event loop over at least every this many frames.
 YIELD_EVERY = 20
 
@@ -187,6 +191,8 @@ class StreamConsumer:
                 f"{gap.end:%Y-%m-%d %H:%M}",
                 gap.hours,
             )
+            # Recorded once: a restart before the next save must not record it again.
+            await self.streams.save_cursor(self.name, floor, saved.instance, now)
             start = floor
         return start
 
@@ -200,43 +206,67 @@ class StreamConsumer:
         the hours the first events come later than ``window.start`` are reported as missed.
         """
         start_us, end_us = micros(window.start), micros(window.end)
+        # The stream never falls silent: a window ending in the future ends at the live edge,
+        # the moment the replay began.
+        edge_us = min(end_us, micros(self.clock()))
         before = (self.stats.events, self.stats.posts, self.stats.deletes, self.stats.malformed)
         first: int | None = None
         reached_end = False
-        frames = self.source.stream.frames(start_us)
-        iterator = aiter(frames)
+        last_frame = time.monotonic()
         idle = self.settings.replay_idle_seconds
         connect = self.settings.replay_connect_seconds
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(idle if first is not None else connect):
-                        frame = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
+
+        async def read() -> None:
+            nonlocal first, reached_end, last_frame
+            frames = self.source.stream.frames(start_us)
+            try:
+                async for frame in frames:
+                    last_frame = time.monotonic()
+                    time_us = await self._take(frame)
+                    if time_us is None:
+                        continue
                     if first is None:
-                        raise SourceError(
-                            self.name,
-                            f"the stream sent nothing within {connect:g} s "
-                            f"({self.source.stream.instance})",
-                            kind="unreachable",
-                        ) from None
-                    break  # the live edge: nothing more has happened yet
-                time_us = await self._take(frame)
-                if time_us is None:
-                    continue
-                if first is None:
-                    first = time_us
-                if time_us >= end_us:
-                    reached_end = True
-                    break
-                if len(self._pending) >= FLUSH_EVENTS:
-                    await self._flush(save=False)
+                        first = time_us
+                    if time_us >= edge_us:
+                        reached_end = time_us >= end_us
+                        return
+                    if len(self._pending) >= FLUSH_EVENTS:
+                        await self._flush_whole(save=False)
+                    elif self.stats.events % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+            finally:
+                # Leaving closes the socket now, not when the generator is collected.
+                close = getattr(frames, "aclose", None)
+                if close is not None:
+                    await close()
+
+        # One watchdog for the whole replay, not a timeout per frame (which costs more than
+        # reading the frame): quiet for `idle` after the first frame is the live edge.
+        reader = asyncio.create_task(read(), name=f"{self.name}:replay")
+        timed_out = False
+        try:
+            while not reader.done():
+                await asyncio.wait({reader}, timeout=min(idle, connect) / 4)
+                limit = idle if first is not None else connect
+                if not reader.done() and time.monotonic() - last_frame > limit:
+                    timed_out = True
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+            if not timed_out:
+                reader.result()  # a failure of the stream or of storage is raised here
         finally:
-            with contextlib.suppress(Exception):
-                await frames.aclose()  # type: ignore[attr-defined]
-            await self._flush(save=False)
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            await self._flush_whole(save=False)
+        if timed_out and first is None:
+            raise SourceError(
+                self.name,
+                f"the stream sent nothing within {connect:g} s ({self.source.stream.instance})",
+                kind="unreachable",
+            )
         missed = None
         tolerance = 60 * 1_000_000
         if first is None or first > start_us + tolerance:
@@ -278,6 +308,8 @@ class StreamConsumer:
         quiet = asyncio.create_task(self._flush_when_quiet(every), name=f"{self.name}:flush")
         try:
             async for frame in frames:
+                if frame.first:
+                    await self._check_resume(frame)
                 await self._take(frame)
                 now = time.monotonic()
                 if len(self._pending) >= FLUSH_EVENTS or now - last_flush >= every:
@@ -292,6 +324,27 @@ class StreamConsumer:
             # Shutdown (cancellation) or a crash of the loop: store what was read, save the
             # cursor.
             await self._flush_whole(save=True)
+
+    async def _check_resume(self, frame: Frame) -> None:
+        """A connection that asked for moment T but starts later than T (the instance no longer
+        holds it: it keeps only so many hours, and clamps an older cursor silently) lost the
+        posts in between: record and log that gap rather than skip it."""
+        asked, got = frame.asked_us, frame.time_us
+        tolerance = round((self.settings.resume_rewind_seconds + GAP_TOLERANCE_SECONDS) * 1e6)
+        if asked is None or got is None or got - asked <= tolerance:
+            return
+        gap = await self.streams.record_gap(self.name, _moment(asked), _moment(got), self.clock())
+        log.warning(
+            "%s stream: %s resumed at %s UTC instead of %s UTC: posts from %s to %s UTC "
+            "(%.1f h) are a gap that cannot be replayed",
+            self.name,
+            frame.instance,
+            f"{gap.end:%Y-%m-%d %H:%M:%S}",
+            f"{gap.start:%Y-%m-%d %H:%M:%S}",
+            f"{gap.start:%Y-%m-%d %H:%M}",
+            f"{gap.end:%Y-%m-%d %H:%M}",
+            gap.hours,
+        )
 
     async def _flush_when_quiet(self, every: float) -> None:
         """Flush when no flush happened for ``every`` seconds (no frame came to trigger one)."""
@@ -328,8 +381,12 @@ class StreamConsumer:
         try:
             time_us, event = self.source.decode(frame.text)
         except MalformedEventError:
+            # Skipped and counted; its envelope time (if any, and not in the future) still
+            # moves the position past it.
             self.stats.malformed += 1
             time_us, event = frame.time_us, None
+        if time_us is not None and time_us > micros(self.clock()) + FUTURE_SLACK_US:
+            time_us = None  # a moment in the future is no position: resuming there skips posts
         if event is not None:
             self._pending.append(event)
         if time_us is not None:

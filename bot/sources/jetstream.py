@@ -64,6 +64,10 @@ class Frame:
     text: str
     time_us: int | None
     instance: str
+    # On the first frame of each connection: the cursor that connection asked for (None: live),
+    # so the reader can tell when the instance no longer held that moment (a gap).
+    asked_us: int | None = None
+    first: bool = False
 
 
 class _Disconnected(Exception):
@@ -256,6 +260,7 @@ class JetstreamClient:
         self.connections += 1
         self.connected = True
         log.info("jetstream: connected to %s from %s", instance, _describe(cursor))
+        first = True
         try:
             async with ws:
                 while True:
@@ -264,14 +269,23 @@ class JetstreamClient:
                         continue
                     time_us = frame_time_us(text)
                     self.frames_received += 1
+                    if time_us is not None and time_us > self._future_us():
+                        # A moment in the future is not a position (it would make the next
+                        # reconnect start live and skip what lies between).
+                        time_us = None
                     if time_us is None:
                         self.untimed += 1
-                        log.debug("jetstream: frame without time_us from %s", instance)
+                        log.debug("jetstream: frame without a usable time_us from %s", instance)
                     else:
                         self.position_us = time_us
-                    yield Frame(text, time_us, instance)
+                    yield Frame(text, time_us, instance, cursor if first else None, first)
+                    first = False
         finally:
             self.connected = False
+
+    def _future_us(self) -> int:
+        """The latest ``time_us`` taken as a position: now, plus an hour of clock skew."""
+        return micros(self._clock()) + 3_600_000_000
 
     async def _next_text(self, ws: aiohttp.ClientWebSocketResponse) -> str | None:
         """The next data frame as text; None for a skipped one; ``_Disconnected`` at the end.

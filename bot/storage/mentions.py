@@ -183,15 +183,15 @@ class MentionRepository:
 
     async def delete_with_prefix(self, source: str, prefix: str) -> int:
         """Forget every post of ``source`` whose id starts with ``prefix`` (an account's posts,
-        whose ids are ``at://<did>/…``); returns how many."""
+        whose ids are ``at://<did>/…``); returns how many. A range over the (source, post_id)
+        index, exact and case-sensitive as DIDs are."""
         async with self._db.write() as conn:
             return await self._delete_where(
                 conn,
                 and_(
                     mentions.c.source == source,
-                    mentions.c.post_id.startswith(prefix, autoescape=True),
-                    # SQLite's LIKE ignores ASCII case, and DIDs are case-sensitive.
-                    func.substr(mentions.c.post_id, 1, len(prefix)) == prefix,
+                    mentions.c.post_id >= prefix,
+                    mentions.c.post_id < _after_prefix(prefix),
                 ),
             )
 

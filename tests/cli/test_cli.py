@@ -284,7 +284,7 @@ async def test_fetch_with_one_source_failing_still_ranks_the_others(world, cli):
     assert digest.code == 0
     assert "warning: the last x fetch failed (HTTP 503 after 2 attempts)" in digest.err
     assert section_ids(digest.out) == ["2012.10885"]
-    assert "- hacker news: 70 points" in digest.out
+    assert "- Hacker News: 70 points" in digest.out
     assert "- retweets: 0, favorites: 0" in digest.out
 
 

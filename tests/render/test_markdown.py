@@ -241,7 +241,7 @@ def test_hacker_news_and_hugging_face_lines_when_they_contributed():
     text = render_markdown(digest(ranked(posts=posts, by_source=by_source)))
     lines = text.split("\n")
     at = lines.index("- retweets: 1000, favorites: 155 (12/23/2020 10:50:00)")
-    assert lines[at + 1 : at + 4] == ["- hacker news: 70 points", "- hugging face: 12 upvotes", ""]
+    assert lines[at + 1 : at + 4] == ["- Hacker News: 70 points", "- Hugging Face: 12 upvotes", ""]
     assert '  - "Hacker News"' in text
     assert '  - "Hugging Face"' in text
     # Other sources' posts are plain blockquotes linking the post, escaped too.
@@ -261,7 +261,7 @@ def test_a_paper_only_hacker_news_found():
     )
     assert popularity_lines(only_hn) == [
         "- retweets: 0, favorites: 0 (12/23/2020 10:50:00)",
-        "- hacker news: 80 points",
+        "- Hacker News: 80 points",
     ]
     text = render_markdown(digest(only_hn))
     assert '  - "Twitter"' not in text

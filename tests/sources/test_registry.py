@@ -84,7 +84,7 @@ def test_display_follows_the_registry() -> None:
     assert score_text(ranked) == "**0** — Bluesky: 7 likes, 2 reposts · X: 0 reposts, 3 likes"
     assert popularity_lines(ranked) == [
         "- retweets: 0, favorites: 3",
-        "- bluesky: 7 likes, 2 reposts",
+        "- Bluesky: 7 likes, 2 reposts",
     ]
     assert metrics_text("hackernews", {"points": 5, "comments": 2}) == "5 points, 2 comments"
     assert source_name("bluesky") == "Bluesky"

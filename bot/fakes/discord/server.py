@@ -13,7 +13,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -121,6 +121,12 @@ class RecordedRequest:
 
 
 _RECORD_KEY = web.RequestKey("fake_discord_record", RecordedRequest)
+
+# A test's hook on REST requests (FakeDiscord.request_hook), awaited with the phase and the
+# request: "received" (before it is served), "served" (done, its answer not sent yet) and
+# "answered" (the answer was written to the connection). False from "received" cuts the
+# connection and the request is never served; False from "served" cuts it before the answer.
+RequestHook = Callable[[str, RecordedRequest], Awaitable[bool | None]]
 
 
 @dataclass(slots=True)
@@ -326,6 +332,10 @@ class FakeDiscord:
         self._faults: list[_Fault] = []
         # enforce_nonce: (author id, nonce) -> (message id, when), remembered NONCE_WINDOW_S.
         self._nonces: dict[tuple[str, str], tuple[int, float]] = {}
+        # Tests: False stands for every nonce forgotten, as Discord does after its few minutes.
+        self.honour_nonces = True
+        # Tests: a RequestHook (None, the default: none) to hold, cut or time requests.
+        self.request_hook: RequestHook | None = None
         self._sessions: dict[str, _Session] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._interactions: dict[int, _Interaction] = {}
@@ -880,9 +890,33 @@ class FakeDiscord:
         )
         self.requests.append(record)
         request[_RECORD_KEY] = record
-        response = await self._answer(request, handler, record, bad_json)
+        hook = self.request_hook
+        if hook is not None and await hook("received", record) is False:
+            response = self._drop(request, record, error_response(500, "dropped", 0))
+        else:
+            response = await self._answer(request, handler, record, bad_json)
         record.status = response.status
         await self._notify()
+        if hook is not None and not record.dropped:
+            return await self._hooked_answer(hook, request, record, response)
+        return response
+
+    async def _hooked_answer(
+        self,
+        hook: RequestHook,
+        request: web.Request,
+        record: RecordedRequest,
+        response: web.StreamResponse,
+    ) -> web.StreamResponse:
+        """The answer of a served request, written here so that ``hook`` hears when it left."""
+        if await hook("served", record) is False:
+            return self._drop(request, record, response)
+        if request.transport is None or request.transport.is_closing():
+            return response  # the client is gone: nobody to answer
+        with contextlib.suppress(ConnectionError):
+            await response.prepare(request)
+            await response.write_eof()
+            await hook("answered", record)
         return response
 
     async def _answer(
@@ -1352,7 +1386,7 @@ class FakeDiscord:
         if isinstance(channel, web.Response):
             return channel
         nonce_key = None
-        if body.get("enforce_nonce") and body.get("nonce") is not None:
+        if self.honour_nonces and body.get("enforce_nonce") and body.get("nonce") is not None:
             # Discord: a message by the same author with the same nonce in the past few
             # minutes is returned instead of creating another one.
             nonce_key = (str(self.world.bot_user.id), str(body["nonce"]))
