@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import math
+import signal
 import sys
 import textwrap
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.core.errors import (
@@ -24,6 +26,9 @@ from bot.core.errors import (
 from bot.core.models import Paper, Window
 from bot.core.taxonomy import validate_category
 from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import discord
 
 log = logging.getLogger(__name__)
 
@@ -273,15 +278,169 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _discord_command(
-    name: str,
-) -> Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]:
-    async def run(settings: Settings, args: argparse.Namespace) -> int:
-        from bot import launcher
+# --- the Discord bot: run, sync, invite ------------------------------------------------------
+# The composition root of the bot: discord.py is imported here only when one of these runs, so
+# that the other commands start without it.
 
-        return await getattr(launcher, f"cmd_{name}")(settings, args)
 
-    return run
+def invite_permissions() -> discord.Permissions:
+    """The least the bot needs: see and post in the digest channel, embed, and start a thread
+    from its header message (which needs the channel's message history)."""
+    import discord
+
+    return discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        embed_links=True,
+        read_message_history=True,
+        create_public_threads=True,
+        send_messages_in_threads=True,
+    )
+
+
+def invite_url(application_id: int) -> str:
+    import discord
+
+    return discord.utils.oauth_url(
+        application_id, permissions=invite_permissions(), scopes=("bot", "applications.commands")
+    )
+
+
+@contextlib.contextmanager
+def discord_endpoints(settings: Settings) -> Iterator[None]:
+    """Point discord.py at ``discord.api_base`` / ``discord.gateway_url`` (proxies, fakes)."""
+    import yarl
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    Route.BASE = settings.discord.api_base.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def _token(settings: Settings) -> str:
+    token = settings.secrets.discord_token
+    if token is None:
+        raise ConfigError(
+            "DISCORD_TOKEN is not set: create a bot token in the Discord developer portal "
+            "(see README, 'For server owners')"
+        )
+    return token.get_secret_value()
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    import discord
+
+    from bot.client import HotPapersBot
+    from bot.runtime import open_runtime
+
+    token = _token(settings)
+    with discord_endpoints(settings):
+        async with open_runtime(settings) as rt:
+            bot = HotPapersBot(rt)
+            loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+            # Kept until it ends: a task nobody references may be collected mid-close.
+            closing: set[asyncio.Task[None]] = set()
+
+            def stop() -> None:
+                if not stopping.is_set():
+                    log.info("shutting down")
+                    stopping.set()
+                    task = loop.create_task(bot.close())
+                    closing.add(task)
+                    task.add_done_callback(closing.discard)
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                # Not on Windows' loop (NotImplementedError), nor outside the main thread
+                # (RuntimeError): there the host stops the bot, e.g. by cancelling it.
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop)
+            try:
+                async with bot:
+                    await bot.start(token)
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected DISCORD_TOKEN (401): check the bot token"
+                ) from None
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError(
+                    "Discord refused the intents; hotpapers needs no privileged intent"
+                ) from None
+            finally:
+                await bot.close()  # idempotent: stops the scheduler, drains the jobs
+                if closing:
+                    await asyncio.wait(closing)
+    return EXIT_OK
+
+
+async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    import discord
+
+    from bot.client import HotPapersBot
+    from bot.runtime import open_runtime
+
+    token = _token(settings)
+    with discord_endpoints(settings):
+        async with open_runtime(settings) as rt:
+            bot = HotPapersBot(rt, schedule=False)
+            try:
+                async with bot:
+                    await bot.login(token)
+                    if args.guild:
+                        guild = discord.Object(id=args.guild)
+                        bot.tree.copy_global_to(guild=guild)
+                        synced = await bot.tree.sync(guild=guild)
+                        where = f"guild {args.guild}"
+                    else:
+                        synced = await bot.tree.sync()
+                        where = "every guild (global commands may take up to an hour to appear)"
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected DISCORD_TOKEN (401): check the bot token"
+                ) from None
+            except discord.Forbidden:
+                if args.guild:
+                    raise UserFacingError(
+                        f"Discord refused the sync to guild {args.guild}: is the bot in that "
+                        "server with the applications.commands scope?"
+                    ) from None
+                raise UserFacingError(
+                    "Discord refused the global sync (403): check that the token belongs to "
+                    "this application's bot"
+                ) from None
+    names = ", ".join(sorted(f"/{c.name}" for c in synced))
+    print(f"synced {len(synced)} commands to {where}: {names}")
+    return EXIT_OK
+
+
+async def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    import discord
+
+    app_id = settings.discord.application_id
+    if app_id is None:
+        if settings.secrets.discord_token is None:
+            raise ConfigError(
+                "set discord.application_id (or DISCORD_TOKEN, to look it up) "
+                "to build the invite URL"
+            )
+        with discord_endpoints(settings):
+            client = discord.Client(intents=discord.Intents.none())
+            try:
+                async with client:
+                    await client.login(_token(settings))
+                    app = await client.application_info()
+                    app_id = app.id
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected DISCORD_TOKEN (401): check the bot token"
+                ) from None
+    print(invite_url(app_id))
+    return EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
@@ -290,9 +449,9 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "paper": cmd_paper,
     "db": cmd_db,
     "demo": cmd_demo,
-    "run": _discord_command("run"),
-    "sync": _discord_command("sync"),
-    "invite": _discord_command("invite"),
+    "run": cmd_run,
+    "sync": cmd_sync,
+    "invite": cmd_invite,
 }
 
 

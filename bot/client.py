@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
+from aiolimiter import AsyncLimiter
 from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import SourceError, UserFacingError
+from bot.jobs import Jobs
+from bot.runtime import Runtime
 from bot.sources.registry import source_name
 from bot.ui.messages import GENERIC_ERROR, error_embed
+from bot.ui.publisher import DiscordPublisher
 from bot.ui.text import clip, safe
-
-if TYPE_CHECKING:
-    from bot.launcher import Services
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,10 @@ def require_manage_guild(interaction: discord.Interaction[Any]) -> bool:
 
 
 class HotPapersBot(commands.Bot):
-    """The bot: built with every service by the launcher, no module-level state."""
+    """The bot: built on the runtime by the CLI, no module-level state. The cogs reach the
+    use cases through :attr:`rt` (its services) and the scheduler through :attr:`jobs`."""
 
-    def __init__(self, services: Services, *, schedule: bool = True) -> None:
+    def __init__(self, rt: Runtime, *, schedule: bool = True) -> None:
         # hotpapers never joins a voice channel: no warning about voice libraries at each start.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -150,20 +152,33 @@ class HotPapersBot(commands.Bot):
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
         )
-        self.services = services
+        self.rt = rt
         self._schedule = schedule
+        self._jobs: Jobs | None = None
+
+    @property
+    def jobs(self) -> Jobs:
+        """The background jobs, built in :meth:`setup_hook` (once the bot has logged in)."""
+        if self._jobs is None:
+            raise RuntimeError("the bot's jobs are built in setup_hook: start the bot first")
+        return self._jobs
 
     async def setup_hook(self) -> None:
+        settings = self.rt.settings.discord
+        # The one request budget of every send, a bucket of one second's worth: bursts never
+        # exceed the per-second pace.
+        budget = AsyncLimiter(settings.requests_per_second, 1.0)
+        self._jobs = Jobs(self.rt, DiscordPublisher(self, budget))
         for name in COGS:
             await self.load_extension(name)
-        dev_guild = self.services.settings.discord.dev_guild_id
+        dev_guild = settings.dev_guild_id
         if dev_guild:
             guild = discord.Object(id=dev_guild)
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
             log.info("commands synced to the dev guild %s", dev_guild)
         if self._schedule:
-            self.services.start_scheduler(self)
+            self._jobs.start_scheduler()
 
     async def on_ready(self) -> None:
         log.info(
@@ -173,22 +188,23 @@ class HotPapersBot(commands.Bot):
             len(self.guilds),
         )
         if self._schedule:
-            await self.services.catch_up(self)
+            await self.jobs.catch_up()
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         # No flood: joining only records the guild; nothing is posted until a channel is set.
-        await self.services.guilds.config(guild.id)
+        await self.rt.guild_settings.config(guild.id)
         log.info("joined guild %s", guild.id)
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         # Kicked (not an outage: that is on_guild_unavailable). Keep the settings for a return,
         # but stop the daily job; a moderator resumes it after inviting the bot again.
-        await self.services.guilds.pause(guild.id, REMOVED_REASON)
-        await self.services.reschedule(guild.id)
+        await self.rt.guild_settings.pause(guild.id, REMOVED_REASON)
+        await self.jobs.reschedule(guild.id)
         log.info("removed from guild %s: its digest is paused", guild.id)
 
     async def close(self) -> None:
         # No new job starts; digests being posted finish while the HTTP session is still open.
-        self.services.stop_scheduler()
-        await self.services.drain()
+        if self._jobs is not None:
+            self._jobs.stop_scheduler()
+            await self._jobs.drain()
         await super().close()

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bot.services.delivery import DeliveryService
 from bot.services.digests import DigestService
+from bot.services.guilds import GuildService
 from bot.services.ingest import IngestService
+from bot.services.owner import this_process
 from bot.services.papers import PaperService
 from bot.services.stream import StreamConsumer, StreamingSource
 from bot.settings import Settings
@@ -57,6 +60,9 @@ class Runtime:
     digests: DigestService
     paper_lookup: PaperService
     streams: StreamRepository
+    # What moderators configure, and the daily post (with /digest preview and status).
+    guild_settings: GuildService
+    delivery: DeliveryService
     # One consumer per streaming source (Bluesky's Jetstream): the bot runs them in the
     # background; `hotpapers fetch` replays a window through them.
     consumers: tuple[StreamConsumer, ...] = ()
@@ -154,6 +160,19 @@ async def open_runtime(
                 for source in sources
                 if isinstance(source, StreamingSource) and source.stream is not None
             }
+            guilds = GuildRepository(db)
+            digest_log = DigestRepository(db)
+            delivery = DeliveryService(
+                guilds=guilds,
+                digests=digests,
+                log_=digest_log,
+                runs=runs,
+                settings=settings.digest,
+                clock=clock,
+                owner=str(this_process()),
+                source_names=[s.name for s in sources],
+                consumers=tuple(consumers.values()),
+            )
             yield Runtime(
                 settings=settings,
                 clock=clock,
@@ -164,8 +183,8 @@ async def open_runtime(
                 papers=papers,
                 mentions=mentions,
                 runs=runs,
-                guilds=GuildRepository(db),
-                digest_log=DigestRepository(db),
+                guilds=guilds,
+                digest_log=digest_log,
                 ingest=IngestService(
                     sources=sources,
                     arxiv=arxiv,
@@ -180,6 +199,8 @@ async def open_runtime(
                 digests=digests,
                 paper_lookup=PaperService(papers=papers, arxiv=arxiv, clock=clock),
                 streams=streams,
+                guild_settings=GuildService(guilds, clock),
+                delivery=delivery,
                 consumers=tuple(consumers.values()),
             )
     finally:

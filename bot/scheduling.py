@@ -130,7 +130,7 @@ class Scheduler:
         return self._stopping
 
     def shutdown(self) -> None:
-        """Stop starting jobs; running ones finish (``Services.drain`` waits for them).
+        """Stop starting jobs; running ones finish (``Jobs.drain`` waits for them).
         Safe to call twice: APScheduler's own shutdown happens on the loop's next turn."""
         if self._scheduler.running and not self._stopping:
             self._stopping = True

@@ -21,7 +21,7 @@ class About(commands.Cog):
     @app_commands.command(name="about")
     async def about(self, interaction: discord.Interaction[HotPapersBot]) -> None:
         """What hotpapers does and how it ranks papers."""
-        ranking = self.bot.services.settings.ranking
+        ranking = self.bot.rt.settings.ranking
         embed = about_embed(ranking.weights, ranking.threshold, ranking.post_threshold)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

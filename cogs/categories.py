@@ -36,7 +36,7 @@ class Categories(
     async def list_(self, interaction: Interaction) -> None:
         """The categories this server follows, with their names."""
         assert interaction.guild_id is not None
-        cats = await self.bot.services.guilds.categories(interaction.guild_id)
+        cats = await self.bot.rt.guild_settings.categories(interaction.guild_id)
         await interaction.response.send_message(embed=categories_embed(cats), ephemeral=True)
 
     @app_commands.command(name="add")
@@ -46,7 +46,7 @@ class Categories(
     async def add(self, interaction: Interaction, name: app_commands.Range[str, 1, 40]) -> None:
         """Follow an arXiv category (moderators)."""
         assert interaction.guild_id is not None
-        category, added = await self.bot.services.guilds.add_category(interaction.guild_id, name)
+        category, added = await self.bot.rt.guild_settings.add_category(interaction.guild_id, name)
         text = (
             f"This server now follows {category_label(category)}."
             if added
@@ -67,8 +67,8 @@ class Categories(
     async def remove(self, interaction: Interaction, name: app_commands.Range[str, 1, 40]) -> None:
         """Stop following an arXiv category (moderators)."""
         assert interaction.guild_id is not None
-        removed = await self.bot.services.guilds.remove_category(interaction.guild_id, name)
-        left = await self.bot.services.guilds.categories(interaction.guild_id)
+        removed = await self.bot.rt.guild_settings.remove_category(interaction.guild_id, name)
+        left = await self.bot.rt.guild_settings.categories(interaction.guild_id)
         tail = "" if left else " The server now follows every category."
         await interaction.response.send_message(
             embed=ok_embed(f"Removed {category_label(removed)}.{tail}"), ephemeral=True
@@ -80,7 +80,7 @@ class Categories(
     ) -> list[app_commands.Choice[str]]:
         if interaction.guild_id is None:
             return []
-        cats = await self.bot.services.guilds.categories(interaction.guild_id)
+        cats = await self.bot.rt.guild_settings.categories(interaction.guild_id)
         return ac.own_category_choices(cats, current)
 
     @app_commands.command(name="top")
@@ -97,7 +97,7 @@ class Categories(
         """The top papers of one category."""
         category = validate_category(name)
         await interaction.response.defer(thinking=True)
-        digest = await self.bot.services.hot([category], days)
+        digest = await self.bot.rt.digests.hot([category], days)
         if not digest.papers:
             span = "today" if days == 1 else f"in the last {days} days"
             await interaction.followup.send(f"No paper in `{category}` has been shared {span} yet.")

@@ -11,10 +11,11 @@ from discord.ext import commands
 
 from bot.client import require_manage_guild
 from bot.core.errors import UserFacingError
+from bot.core.models import NoteKind, StatusNote
 from bot.services.delivery import GuildStatus
 from bot.ui import autocomplete as ac
 from bot.ui.embeds import compact_embed, digest_header, digest_messages
-from bot.ui.messages import ok_embed, status_embed
+from bot.ui.messages import empty_text, ok_embed, status_embed
 from bot.ui.publisher import missing_permissions
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         self.bot = bot
 
     async def _changed(self, guild_id: int) -> None:
-        await self.bot.services.reschedule(guild_id)
+        await self.bot.jobs.reschedule(guild_id)
 
     @app_commands.command(name="channel")
     @app_commands.describe(channel="The text channel the daily digest is posted in")
@@ -41,7 +42,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
     async def channel(self, interaction: Interaction, channel: discord.TextChannel) -> None:
         """Set the channel of the daily digest (moderators)."""
         assert interaction.guild_id is not None
-        config = await self.bot.services.guilds.config(interaction.guild_id)
+        config = await self.bot.rt.guild_settings.config(interaction.guild_id)
         missing = missing_permissions(channel, config.style)
         required = [m for m in missing if not m.startswith("(thread)")]
         if required:
@@ -50,7 +51,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
                 + ", ".join(f"**{m}**" for m in required)
                 + "."
             )
-        config = await self.bot.services.guilds.set_channel(interaction.guild_id, channel.id)
+        config = await self.bot.rt.guild_settings.set_channel(interaction.guild_id, channel.id)
         await self._changed(interaction.guild_id)
         note = ""
         if missing:
@@ -91,7 +92,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
                     + ", ".join(f"**{m}**" for m in missing)
                     + "."
                 )
-        await self.bot.services.guilds.set_alert_channel(
+        await self.bot.rt.guild_settings.set_alert_channel(
             interaction.guild_id, channel.id if channel else None
         )
         text = (
@@ -115,12 +116,12 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
     ) -> None:
         """Set when the daily digest goes out, in local time (moderators)."""
         assert interaction.guild_id is not None
-        current = await self.bot.services.guilds.config(interaction.guild_id)
-        config = await self.bot.services.guilds.set_time(
+        current = await self.bot.rt.guild_settings.config(interaction.guild_id)
+        config = await self.bot.rt.guild_settings.set_time(
             interaction.guild_id, time, timezone or current.timezone
         )
         await self._changed(interaction.guild_id)
-        nxt = await self.bot.services.delivery.next_post(config)
+        nxt = await self.bot.rt.delivery.next_post(config)
         text = f"The digest goes out daily at **{config.post_time}** ({config.timezone})"
         if config.channel_id is None:
             text += ", once a channel is set with `/digest channel`."
@@ -157,10 +158,10 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         assert interaction.guild_id is not None
         # The status below ranks the day's papers: acknowledge first (Discord allows 3 s).
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.services.guilds.set_options(
+        await self.bot.rt.guild_settings.set_options(
             interaction.guild_id, top=top, threshold=threshold, style=style, empty_day=empty_day
         )
-        status = await self.bot.services.status(interaction.guild_id)
+        status = await self.bot.rt.delivery.status(interaction.guild_id)
         await interaction.followup.send(
             embed=status_embed(self._with_channel_notes(status)), ephemeral=True
         )
@@ -172,10 +173,13 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         """Privately show the messages that would be posted now (moderators)."""
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
-        config, digest, text = await self.bot.services.preview(interaction.guild_id)
+        config, digest, reason = await self.bot.rt.delivery.preview(interaction.guild_id)
         if not digest.papers:
             await interaction.followup.send(
-                text or "Nothing would be posted (empty days are silent).", ephemeral=True
+                empty_text(reason)
+                if reason
+                else "Nothing would be posted (empty days are silent).",
+                ephemeral=True,
             )
             return
         header = digest_header(digest, config.categories)
@@ -199,7 +203,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         assert interaction.guild_id is not None
         # Building the status ranks the day's papers: acknowledge first (Discord allows 3 s).
         await interaction.response.defer(ephemeral=True, thinking=True)
-        status = await self.bot.services.status(interaction.guild_id)
+        status = await self.bot.rt.delivery.status(interaction.guild_id)
         await interaction.followup.send(
             embed=status_embed(self._with_channel_notes(status)), ephemeral=True
         )
@@ -211,7 +215,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
             return status
         channel = self.bot.get_channel(config.channel_id)
         if channel is None:
-            note = "The digest channel is gone or hidden from me: set another with /digest channel."
+            note = StatusNote(NoteKind.CHANNEL_GONE)
             return dataclasses.replace(status, notes=(*status.notes, note))
         if not isinstance(channel, discord.abc.GuildChannel):
             return status
@@ -219,12 +223,10 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         required = [m for m in missing if not m.startswith("(thread)")]
         notes = list(status.notes)
         if required:
-            notes.append(
-                f"In the digest channel I'm missing {', '.join(required)}: nothing can be posted."
-            )
+            notes.append(StatusNote(NoteKind.MISSING_PERMISSIONS, names=tuple(required)))
         elif missing:
-            names = ", ".join(m.removeprefix("(thread) ") for m in missing)
-            notes.append(f"Without {names} the papers go in the channel instead of a thread.")
+            names = tuple(m.removeprefix("(thread) ") for m in missing)
+            notes.append(StatusNote(NoteKind.NO_THREAD_PERMISSIONS, names=names))
         return dataclasses.replace(status, notes=tuple(notes))
 
     @app_commands.command(name="pause")
@@ -233,7 +235,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
     async def pause(self, interaction: Interaction) -> None:
         """Stop the daily post (moderators)."""
         assert interaction.guild_id is not None
-        await self.bot.services.guilds.pause(interaction.guild_id)
+        await self.bot.rt.guild_settings.pause(interaction.guild_id)
         await self._changed(interaction.guild_id)
         await interaction.response.send_message(
             embed=ok_embed("The daily digest is paused. `/digest resume` restarts it."),
@@ -246,12 +248,12 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
     async def resume(self, interaction: Interaction) -> None:
         """Restart the daily post (moderators)."""
         assert interaction.guild_id is not None
-        config = await self.bot.services.guilds.resume(interaction.guild_id)
+        config = await self.bot.rt.guild_settings.resume(interaction.guild_id)
         await self._changed(interaction.guild_id)
         if config.channel_id is None:
             text = "Resumed, but no channel is set yet: use `/digest channel`."
         else:
-            nxt = await self.bot.services.delivery.next_post(config)
+            nxt = await self.bot.rt.delivery.next_post(config)
             text = f"The daily digest is back on; next post <t:{int(nxt.timestamp())}:f>."
         await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
 

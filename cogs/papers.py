@@ -50,9 +50,9 @@ class Papers(commands.Cog):
         """Show a paper by arXiv id, URL or title words."""
         refuse_malformed(query)
         await interaction.response.defer(thinking=True)
-        result = await self.bot.services.papers.lookup(query)
+        result = await self.bot.rt.paper_lookup.lookup(query)
         best, *others = result.papers
-        score = await self.bot.services.paper_score(best.arxiv_id)
+        score = await self.bot.rt.digests.paper_score(best.arxiv_id)
         embeds = [paper_embed(best, ranked=score, abstract_limit=1800)]
         if others:
             embeds.append(others_embed(others))
@@ -62,7 +62,7 @@ class Papers(commands.Cog):
     async def paper_autocomplete(
         self, interaction: Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        pairs = await self.bot.services.papers.autocomplete(current, limit=25)
+        pairs = await self.bot.rt.paper_lookup.autocomplete(current, limit=25)
         return ac.paper_choices(pairs)
 
     @app_commands.command(name="hot")
@@ -81,17 +81,17 @@ class Papers(commands.Cog):
         if category:
             categories: list[str] = [validate_category(category)]
         elif interaction.guild_id:
-            categories = await self.bot.services.guilds.categories(interaction.guild_id)
+            categories = await self.bot.rt.guild_settings.categories(interaction.guild_id)
         else:
             categories = []
         await interaction.response.defer(thinking=True)
-        digest = await self.bot.services.hot(categories, days)
+        digest = await self.bot.rt.digests.hot(categories, days)
         if not digest.papers:
             span = "today" if days == 1 else f"in the last {days} days"
             where = ", ".join(categories) or "any category"
             await interaction.followup.send(f"No paper in {where} has been shared {span} yet.")
             return
-        now = self.bot.services.rt.clock()
+        now = self.bot.rt.clock()
         await interaction.followup.send(
             embed=compact_embed(digest, categories, title=f"Hot now · {now:%Y-%m-%d}")
         )

@@ -47,6 +47,56 @@ class DigestState(StrEnum):
     FAILED = "failed"
 
 
+class EmptyKind(StrEnum):
+    """Why a digest has no paper (the words are ``bot.ui.messages.empty_text``)."""
+
+    SOURCES_FAILED = "sources_failed"  # some sources could not be reached
+    ARXIV_HOLIDAY = "arxiv_holiday"  # arXiv's latest announcement was empty on a weekday
+    WEEKEND = "weekend"  # arXiv announces nothing on weekends
+    BELOW_THRESHOLD = "below_threshold"  # no paper in the categories reached the threshold
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyReason:
+    """Why a digest is empty: the kind, with what its sentence names."""
+
+    kind: EmptyKind
+    threshold: float
+    failed_sources: tuple[str, ...] = ()
+
+
+class NoteKind(StrEnum):
+    """Why a server's digest may be empty or late, as ``/digest status`` lists it (the words
+    are ``bot.ui.messages.note_text``)."""
+
+    NO_CHANNEL = "no_channel"
+    PAUSED = "paused"  # detail: the pause reason
+    LAST_FAILED = "last_failed"  # detail: the recorded error (written by the bot)
+    SOURCE_FAILED = "source_failed"  # source, detail: the failure's kind
+    NO_SOURCES = "no_sources"
+    STREAM_GAP = "stream_gap"  # source, start, end
+    ARXIV_QUIET = "arxiv_quiet"
+    WEEKEND_NEXT = "weekend_next"
+    BELOW_THRESHOLD = "below_threshold"  # threshold, empty_day
+    CHANNEL_GONE = "channel_gone"
+    MISSING_PERMISSIONS = "missing_permissions"  # names
+    NO_THREAD_PERMISSIONS = "no_thread_permissions"  # names
+
+
+@dataclass(frozen=True, slots=True)
+class StatusNote:
+    """One reason a digest may be empty or late, with what its sentence names."""
+
+    kind: NoteKind
+    source: str = ""
+    detail: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    threshold: float = 0.0
+    empty_day: EmptyDay = EmptyDay.MESSAGE
+    names: tuple[str, ...] = ()
+
+
 class AlertKind(StrEnum):
     """Why moderators are told about their digest."""
 

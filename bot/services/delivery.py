@@ -22,15 +22,26 @@ from bot.core.errors import (
     DeliveryError,
     DeliveryUnavailableError,
     MissingPermissionsError,
-    failure_phrase,
 )
-from bot.core.models import AlertKind, Digest, RankedPaper, Window
+from bot.core.models import (
+    AlertKind,
+    Digest,
+    DigestState,
+    DigestStyle,
+    EmptyDay,
+    EmptyKind,
+    EmptyReason,
+    NoteKind,
+    RankedPaper,
+    StatusNote,
+    Window,
+)
 from bot.core.schedule import local_date, next_post_time, parse_post_time
 from bot.services.digests import DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
 from bot.services.ingest import FEED_SOURCE
+from bot.services.stream import StreamConsumer
 from bot.settings import DigestSettings
-from bot.sources.registry import source_list, source_name
 from bot.storage.digests import DigestRecord, DigestRepository
 from bot.storage.guilds import GuildConfig, GuildRepository
 from bot.storage.runs import RunRepository, SourceRun
@@ -43,6 +54,8 @@ Style = Literal["thread", "channel", "compact"]
 # A sender refreshes its record this often (seconds) while it works: well inside both the
 # 10-minute staleness of a claim and the 2 minutes after which a restart takes a digest over.
 HEARTBEAT_SECONDS = 60.0
+# /digest status shows the stream gaps found this recently.
+STREAM_GAPS_SHOWN = dt.timedelta(days=7)
 
 
 class Publisher(Protocol):
@@ -82,7 +95,7 @@ class Publisher(Protocol):
     ) -> int: ...
 
     async def send_empty(
-        self, channel_id: int, day: dt.date, text: str, *, nonce: str | None
+        self, channel_id: int, day: dt.date, reason: EmptyReason, *, nonce: str | None
     ) -> int: ...
 
     async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int: ...
@@ -116,25 +129,17 @@ class DeliveryResult:
 
 def empty_reason(
     digest: Digest, day: dt.date, threshold: float, *, arxiv_quiet: bool = False
-) -> str:
-    """Why a digest has no paper, in words a member understands."""
+) -> EmptyReason:
+    """Why a digest has no paper (``bot.ui.messages.empty_text`` says it in words)."""
     if digest.failed_sources:
-        names = source_list(digest.failed_sources)
-        return f"No hot papers today: {names} could not be reached, so the ranking is incomplete."
+        return EmptyReason(
+            EmptyKind.SOURCES_FAILED, threshold, failed_sources=tuple(digest.failed_sources)
+        )
     if arxiv_quiet and day.weekday() < 5:
-        return (
-            "No hot papers today: arXiv's latest announcement was empty (an arXiv holiday), "
-            f"and no paper reached a score of {threshold:g}."
-        )
+        return EmptyReason(EmptyKind.ARXIV_HOLIDAY, threshold)
     if day.weekday() >= 5:
-        return (
-            "No hot papers today: arXiv announces nothing on weekends, "
-            f"and no paper reached a score of {threshold:g}."
-        )
-    return (
-        "No hot papers today: no paper in this server's categories "
-        f"reached a score of {threshold:g}."
-    )
+        return EmptyReason(EmptyKind.WEEKEND, threshold)
+    return EmptyReason(EmptyKind.BELOW_THRESHOLD, threshold)
 
 
 class DeliveryService:
@@ -151,6 +156,8 @@ class DeliveryService:
         clock: Clock,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         owner: str | None = None,
+        source_names: Sequence[str] = (),
+        consumers: Sequence[StreamConsumer] = (),
     ) -> None:
         self.guilds = guilds
         self.digests = digests
@@ -161,6 +168,9 @@ class DeliveryService:
         self.heartbeat_seconds = heartbeat_seconds
         # This process, named in every claim (``bot.services.owner``).
         self.owner = owner
+        # What /digest status reports on: every enabled source, and the streams' gaps.
+        self.source_names = tuple(source_names)
+        self.consumers = tuple(consumers)
 
     # --- when -------------------------------------------------------------------------------
 
@@ -195,7 +205,7 @@ class DeliveryService:
                 if config.active_since is not None and slot < config.active_since:
                     continue
                 due.append((config, day))
-            elif record.status in ("pending", "failed", "sending"):
+            elif record.status in (DigestState.PENDING, DigestState.FAILED, DigestState.SENDING):
                 due.append((config, day))
         return due
 
@@ -243,14 +253,20 @@ class DeliveryService:
                 gid, paused=True, pause_reason=f"{CHANNEL_GONE_REASON}: {exc.message}"
             )
             record = await self.log.finish(
-                record.id, "failed", error=f"channel deleted: {exc.message}", now=self.clock()
+                record.id,
+                DigestState.FAILED,
+                error=f"channel deleted: {exc.message}",
+                now=self.clock(),
             )
             log.warning("guild %s: digest channel gone, digest paused", gid)
             await self._alert(config, record, AlertKind.CHANNEL_GONE, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except MissingPermissionsError as exc:
             record = await self.log.finish(
-                record.id, "failed", error=f"missing permissions: {exc.message}", now=self.clock()
+                record.id,
+                DigestState.FAILED,
+                error=f"missing permissions: {exc.message}",
+                now=self.clock(),
             )
             log.warning("guild %s: missing permissions: %s", gid, exc.message)
             await self._alert(
@@ -259,19 +275,24 @@ class DeliveryService:
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryUnavailableError as exc:
             record = await self.log.finish(
-                record.id, "failed", error=f"Discord unavailable: {exc.message}", now=self.clock()
+                record.id,
+                DigestState.FAILED,
+                error=f"Discord unavailable: {exc.message}",
+                now=self.clock(),
             )
             log.warning("guild %s: Discord unavailable, will retry: %s", gid, exc.message)
             await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryError as exc:
-            record = await self.log.finish(record.id, "failed", error=exc.message, now=self.clock())
+            record = await self.log.finish(
+                record.id, DigestState.FAILED, error=exc.message, now=self.clock()
+            )
             await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except Exception:
             log.exception("guild %s: digest for %s crashed", gid, day)
             record = await self.log.finish(
-                record.id, "failed", error="internal error", now=self.clock()
+                record.id, DigestState.FAILED, error="internal error", now=self.clock()
             )
             await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail="internal error")
@@ -435,14 +456,14 @@ class DeliveryService:
                 await sent_one(found[0])
 
         if not digest.papers:
-            if config.empty_day == "message" and not sent:
+            if config.empty_day == EmptyDay.MESSAGE and not sent:
                 threshold = self.threshold(config)
-                text = empty_reason(digest, day, threshold, arxiv_quiet=await self.arxiv_quiet())
-                await sent_one(await publisher.send_empty(channel, day, text, nonce=nonce()))
-            await self.log.finish(record.id, "empty", now=self.clock())
+                reason = empty_reason(digest, day, threshold, arxiv_quiet=await self.arxiv_quiet())
+                await sent_one(await publisher.send_empty(channel, day, reason, nonce=nonce()))
+            await self.log.finish(record.id, DigestState.EMPTY, now=self.clock())
             return DeliveryResult(gid, day, "empty")
 
-        if style == "compact":
+        if style == DigestStyle.COMPACT:
             if not sent:
                 await sent_one(
                     await publisher.send_compact(channel, digest, config.categories, nonce=nonce())
@@ -453,12 +474,12 @@ class DeliveryService:
                     await publisher.send_header(channel, digest, config.categories, nonce=nonce())
                 )
             target = channel
-            if style == "thread" and no_thread:
+            if style == DigestStyle.THREAD and no_thread:
                 # A thread the bot could open but not post in would stay empty every day.
                 log.info(
                     "guild %s: without %s the papers go in the channel", gid, ", ".join(no_thread)
                 )
-            elif style == "thread":
+            elif style == DigestStyle.THREAD:
                 thread = await publisher.open_thread(
                     channel, sent[0], f"Hot Papers {day.isoformat()}"
                 )
@@ -497,7 +518,9 @@ class DeliveryService:
                         target, digest, indices, part, len(groups), nonce=nonce()
                     )
                 await sent_one(message_id)
-        await self.log.finish(record.id, "sent", paper_count=len(digest.papers), now=self.clock())
+        await self.log.finish(
+            record.id, DigestState.SENT, paper_count=len(digest.papers), now=self.clock()
+        )
         return DeliveryResult(gid, day, "sent", papers=len(digest.papers))
 
     def threshold(self, config: GuildConfig) -> float:
@@ -551,7 +574,30 @@ class DeliveryService:
             and now - run.finished_at <= dt.timedelta(hours=36)
         )
 
-    async def status(
+    async def preview(self, guild_id: int) -> tuple[GuildConfig, Digest, EmptyReason | None]:
+        """What ``/digest preview`` shows: the digest the guild would get now, and why it is
+        empty when it is (``None`` when it has papers or the guild posts nothing that day)."""
+        config = await self.guilds.ensure(guild_id)
+        now = self.clock()
+        digest = await self.build(config, now)
+        reason = None
+        if not digest.papers and config.empty_day == EmptyDay.MESSAGE:
+            reason = empty_reason(
+                digest,
+                local_date(now, config.timezone),
+                self.threshold(config),
+                arxiv_quiet=await self.arxiv_quiet(now),
+            )
+        return config, digest, reason
+
+    async def status(self, guild_id: int) -> GuildStatus:
+        """What ``/digest status`` shows, with the gaps the streams found lately."""
+        config = await self.guilds.ensure(guild_id)
+        since = self.clock() - STREAM_GAPS_SHOWN
+        gaps = [gap for c in self.consumers for gap in await c.gaps(since)]
+        return await self.status_of(config, self.source_names, gaps=gaps)
+
+    async def status_of(
         self,
         config: GuildConfig,
         source_names: Sequence[str],
@@ -568,48 +614,40 @@ class DeliveryService:
         last = await self.log.latest(config.guild_id)
         runs = await self.runs.latest_by_source()
         sources = {name: runs.get(name) for name in source_names}
-        notes: list[str] = []
+        notes: list[StatusNote] = []
         if config.channel_id is None:
-            notes.append("No channel is set yet: a moderator can use /digest channel.")
+            notes.append(StatusNote(NoteKind.NO_CHANNEL))
         if config.paused:
-            notes.append(f"The digest is paused ({config.pause_reason or 'by a moderator'}).")
-        if last is not None and last.status == "failed" and last.error:
-            notes.append(f"The last digest failed: {last.error}.")
+            notes.append(StatusNote(NoteKind.PAUSED, detail=config.pause_reason))
+        if last is not None and last.status == DigestState.FAILED and last.error:
+            notes.append(StatusNote(NoteKind.LAST_FAILED, detail=last.error))
         for name, run in sources.items():
             if run is not None and run.error:
                 # The kind, never the recorded error: that may quote the service's answer.
-                notes.append(
-                    f"{source_name(name)} {failure_phrase(run.error_kind)}: "
-                    "the ranking is incomplete."
-                )
+                notes.append(StatusNote(NoteKind.SOURCE_FAILED, source=name, detail=run.error_kind))
         if not sources:
-            notes.append("No popularity source is enabled on this bot.")
-        for gap in gaps:
-            notes.append(
-                f"{source_name(gap.stream)} posts from {gap.start:%Y-%m-%d %H:%M} to "
-                f"{gap.end:%Y-%m-%d %H:%M} UTC ({gap.hours:.1f} h) were missed: the bot was "
-                "offline longer than the stream can replay."
-            )
+            notes.append(StatusNote(NoteKind.NO_SOURCES))
+        notes.extend(
+            StatusNote(NoteKind.STREAM_GAP, source=gap.stream, start=gap.start, end=gap.end)
+            for gap in gaps
+        )
         feed = runs.get(FEED_SOURCE)
         if feed is not None:
             sources[FEED_SOURCE] = feed
             if await self.arxiv_quiet(now):
-                notes.append(
-                    "arXiv's latest announcement feed was empty (a weekend or an arXiv "
-                    "holiday): few new papers are being shared."
-                )
+                notes.append(StatusNote(NoteKind.ARXIV_QUIET))
         if next_post is not None:
             local_next = local_date(next_post, config.timezone)
             if local_next.weekday() >= 5:
-                notes.append(
-                    "The next post falls on a weekend: arXiv announces no new papers then."
-                )
+                notes.append(StatusNote(NoteKind.WEEKEND_NEXT))
             digest = await self.build(config, now)
             if not digest.papers:
                 notes.append(
-                    "Right now no paper in this server's categories reaches the threshold "
-                    f"({self.threshold(config):g}); the digest would be "
-                    + ("a short message." if config.empty_day == "message" else "skipped.")
+                    StatusNote(
+                        NoteKind.BELOW_THRESHOLD,
+                        threshold=self.threshold(config),
+                        empty_day=EmptyDay(config.empty_day),
+                    )
                 )
         return GuildStatus(
             config=config,
@@ -629,5 +667,5 @@ class GuildStatus:
     next_post: dt.datetime | None
     last: DigestRecord | None
     sources: Mapping[str, SourceRun | None]
-    notes: tuple[str, ...]
+    notes: tuple[StatusNote, ...]
     default_threshold: float

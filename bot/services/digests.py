@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from bot.core.models import Digest, RankedPaper, Window
-from bot.core.ranking import Observation, RankingRules, score_papers, select
+from bot.core.ranking import Observation, RankingRules, account_of, score_papers, select
 from bot.settings import RankingSettings
 from bot.storage.mentions import MentionRepository
 from bot.storage.papers import PaperRepository
@@ -20,6 +20,8 @@ Clock = Callable[[], dt.datetime]
 # ingestion that completes drops them at once (invalidate), so they are never older than
 # the data by more than this even when something else (a /paper look-up) stores a paper.
 SCORES_TTL = dt.timedelta(seconds=60)
+# /hot shows this many papers, whatever their score.
+HOT_TOP_N = 10
 
 _Key = tuple[dt.datetime, dt.timedelta]
 
@@ -169,3 +171,41 @@ class DigestService:
             top_n=top_n,
             exclude=exclude,
         )
+
+    # --- the cogs' queries ------------------------------------------------------------------
+
+    async def hot(self, categories: list[str], days: int) -> Digest:
+        """The best papers of the last ``days`` in ``categories``, whatever their score."""
+        now = self.clock()
+        return await self.build(
+            Window(now - dt.timedelta(days=days), now),
+            categories=categories,
+            threshold=0,
+            top_n=HOT_TOP_N,
+        )
+
+    async def paper_score(self, arxiv_id: str, days: int = 7) -> RankedPaper | None:
+        """One paper's score over the last ``days``, from its own mentions only (a paper's
+        score doesn't depend on the others: no need to rank the whole week for it)."""
+        now = self.clock()
+        window = Window(now - dt.timedelta(days=days), now)
+        stored = await self.mentions.for_paper(arxiv_id, window)
+        if not stored:
+            return None
+        # Feed bots are told by how many papers an account links in a day: load the other
+        # posts of the accounts that rank under feed limits (a few per account and day).
+        rules = self.rules()
+        for source in rules.feed_limits:
+            accounts = {
+                f"at://{account_of(s.mention)}/" for s in stored if s.mention.source == source
+            }
+            if accounts:
+                stored = stored + await self.mentions.by_accounts(source, accounts, window)
+        papers = await self.papers.get_many([arxiv_id])
+        ranked = score_papers(
+            (Observation(s.mention, s.fetched_at) for s in stored),
+            papers,
+            window=window,
+            rules=rules,
+        )
+        return next((r for r in ranked if r.paper.arxiv_id == arxiv_id), None)

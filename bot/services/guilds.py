@@ -6,13 +6,14 @@ import datetime as dt
 from collections.abc import Callable
 
 from bot.core.errors import UserFacingError
+from bot.core.models import DigestStyle, EmptyDay
 from bot.core.schedule import parse_post_time, validate_timezone
 from bot.core.taxonomy import validate_category
 from bot.storage.guilds import GuildConfig, GuildRepository
 
 Clock = Callable[[], dt.datetime]
-STYLES = ("thread", "channel", "compact")
-EMPTY_DAY = ("message", "silent")
+STYLES = tuple(style.value for style in DigestStyle)
+EMPTY_DAY = tuple(mode.value for mode in EmptyDay)
 MAX_CATEGORIES = 25
 MAX_TOP = 25
 # The start of the pause reason delivery writes when Discord says the channel is gone (404).

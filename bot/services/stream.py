@@ -140,6 +140,7 @@ class StreamConsumer:
         self._on_stored = on_stored
         self._pending: list[StreamEvent] = []
         self._pending_us: int | None = None
+        self._gap_reported = False  # the start's gap is recorded: skip the first resume check
         self._flush_lock = asyncio.Lock()
         self._flushes = 0
 
@@ -193,6 +194,9 @@ class StreamConsumer:
             )
             # Recorded once: a restart before the next save must not record it again.
             await self.streams.save_cursor(self.name, floor, saved.instance, now)
+            # The first connection starts at the oldest moment the stream still holds: its
+            # distance from `floor` is that same gap, not a new one.
+            self._gap_reported = True
             start = floor
         return start
 
@@ -329,6 +333,9 @@ class StreamConsumer:
         """A connection that asked for moment T but starts later than T (the instance no longer
         holds it: it keeps only so many hours, and clamps an older cursor silently) lost the
         posts in between: record and log that gap rather than skip it."""
+        if self._gap_reported:
+            self._gap_reported = False
+            return
         asked, got = frame.asked_us, frame.time_us
         tolerance = round((self.settings.resume_rewind_seconds + GAP_TOLERANCE_SECONDS) * 1e6)
         if asked is None or got is None or got - asked <= tolerance:

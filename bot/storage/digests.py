@@ -36,14 +36,23 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.errors import StorageError
+from bot.core.models import DigestState
 from bot.storage.dialect import aware, chunked, insert_for, utcnow
 from bot.storage.engine import Database
 from bot.storage.tables import digest_papers, digests
 
 log = logging.getLogger(__name__)
 
-FINISHED_STATUSES = ("sent", "empty", "failed")
-DONE_STATUSES = ("sent", "empty")  # never claimed again
+# The states as the column stores them (plain strings: the same bound values on every driver).
+PENDING, SENDING, SENT, EMPTY, FAILED = (
+    DigestState.PENDING.value,
+    DigestState.SENDING.value,
+    DigestState.SENT.value,
+    DigestState.EMPTY.value,
+    DigestState.FAILED.value,
+)
+FINISHED_STATUSES = (SENT, EMPTY, FAILED)
+DONE_STATUSES = (SENT, EMPTY)  # never claimed again
 # How long a sender may go without a heartbeat (it beats every minute) before a restart takes
 # its digest over.
 ABANDONED_AFTER = dt.timedelta(minutes=2)
@@ -124,7 +133,7 @@ class DigestRepository:
         """
         now = self._now(now)
         claim = {
-            "status": "sending",
+            "status": SENDING,
             "owner": owner,
             "started_at": now,
             "heartbeat_at": now,
@@ -148,13 +157,13 @@ class DigestRepository:
                         digests.c.guild_id == guild_id,
                         digests.c.digest_date == date,
                         or_(
-                            digests.c.status == "pending",
+                            digests.c.status == PENDING,
                             and_(
-                                digests.c.status == "failed",
+                                digests.c.status == FAILED,
                                 digests.c.attempts < self.max_attempts,
                             ),
                             and_(
-                                digests.c.status == "sending",
+                                digests.c.status == SENDING,
                                 stale,
                                 digests.c.attempts < self.max_attempts,
                             ),
@@ -219,7 +228,7 @@ class DigestRepository:
             result = await conn.execute(
                 update(digests)
                 .where(
-                    digests.c.status == "sending",
+                    digests.c.status == SENDING,
                     digests.c.heartbeat_at < cutoff,
                 )
                 .values(heartbeat_at=None)
@@ -244,9 +253,7 @@ class DigestRepository:
         async with self._db.write() as conn:
             rows = (
                 await conn.execute(
-                    select(digests).where(
-                        digests.c.status == "sending", digests.c.owner.is_not(None)
-                    )
+                    select(digests).where(digests.c.status == SENDING, digests.c.owner.is_not(None))
                 )
             ).all()
             dead = [row for row in rows if is_dead(row.owner)]
@@ -254,7 +261,7 @@ class DigestRepository:
                 refund = 1 if row.takeovers < max_takeovers and row.attempts > 0 else 0
                 await conn.execute(
                     update(digests)
-                    .where(digests.c.id == row.id, digests.c.status == "sending")
+                    .where(digests.c.id == row.id, digests.c.status == SENDING)
                     .values(
                         heartbeat_at=None,
                         attempts=digests.c.attempts - refund,
@@ -284,7 +291,7 @@ class DigestRepository:
             rows = (
                 await conn.execute(
                     select(digests.c.id).where(
-                        digests.c.status == "sending",
+                        digests.c.status == SENDING,
                         stale,
                         digests.c.attempts >= self.max_attempts,
                     )
@@ -296,7 +303,7 @@ class DigestRepository:
                     update(digests)
                     .where(digests.c.id.in_(ids))
                     .values(
-                        status="failed",
+                        status=FAILED,
                         finished_at=now,
                         error=f"abandoned after {self.max_attempts} attempts",
                     )
@@ -319,7 +326,7 @@ class DigestRepository:
         async with self._db.write() as conn:
             result = await conn.execute(
                 update(digests)
-                .where(digests.c.id == digest_id, digests.c.status == "sending")
+                .where(digests.c.id == digest_id, digests.c.status == SENDING)
                 .values(heartbeat_at=self._now(now))
             )
         return bool(result.rowcount)
@@ -417,7 +424,7 @@ class DigestRepository:
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).all()
-        return {row.arxiv_id for row in rows if row.status == "sent" or row.message_ids}
+        return {row.arxiv_id for row in rows if row.status == SENT or row.message_ids}
 
 
 async def _fetch(conn: AsyncConnection, guild_id: int, date: dt.date) -> DigestRecord | None:

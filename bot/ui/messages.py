@@ -9,9 +9,18 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.core.errors import failure_phrase
-from bot.core.models import AlertKind, Paper
+from bot.core.models import (
+    AlertKind,
+    DigestState,
+    EmptyDay,
+    EmptyKind,
+    EmptyReason,
+    NoteKind,
+    Paper,
+    StatusNote,
+)
 from bot.core.taxonomy import ARCHIVES, CATEGORIES
-from bot.sources.registry import REGISTRY, source_name
+from bot.sources.registry import REGISTRY, source_list, source_name
 from bot.ui import limits
 from bot.ui.embeds import COLOR
 from bot.ui.text import clip, inline_code, link_text, safe, safe_url
@@ -114,6 +123,16 @@ def _ts(moment: dt.datetime | None, style: str = "f") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>" if moment else "—"
 
 
+# How /digest status shows the last digest's state.
+_STATE_TEXT: dict[str, str] = {
+    DigestState.SENT: "✅ sent",
+    DigestState.EMPTY: "∅ nothing to post",
+    DigestState.FAILED: "❌ failed",
+    DigestState.SENDING: "⏳ sending",
+    DigestState.PENDING: "⏳ pending",
+}
+
+
 def status_embed(status: GuildStatus) -> discord.Embed:
     """``/digest status``: settings, next and last post, sources, and why anything is off."""
     cfg = status.config
@@ -150,13 +169,7 @@ def status_embed(status: GuildStatus) -> discord.Embed:
     if last is None:
         last_text = "never"
     else:
-        result = {
-            "sent": "✅ sent",
-            "empty": "∅ nothing to post",
-            "failed": "❌ failed",
-            "sending": "⏳ sending",
-            "pending": "⏳ pending",
-        }.get(last.status, last.status)
+        result = _STATE_TEXT.get(last.status, last.status)
         last_text = f"{last.digest_date} — {result}"
         if last.paper_count:
             last_text += f", {last.paper_count} papers"
@@ -183,10 +196,87 @@ def status_embed(status: GuildStatus) -> discord.Embed:
     if status.notes:
         embed.add_field(
             name="Why it may be empty or late",
-            value=clip("\n".join(f"• {safe(n)}" for n in status.notes), limits.FIELD_VALUE),
+            value=clip(
+                "\n".join(f"• {safe(note_text(n))}" for n in status.notes), limits.FIELD_VALUE
+            ),
             inline=False,
         )
     return embed
+
+
+def note_text(note: StatusNote) -> str:
+    """One reason a digest may be empty or late, in words a member understands."""
+    match note.kind:
+        case NoteKind.NO_CHANNEL:
+            return "No channel is set yet: a moderator can use /digest channel."
+        case NoteKind.PAUSED:
+            return f"The digest is paused ({note.detail or 'by a moderator'})."
+        case NoteKind.LAST_FAILED:
+            return f"The last digest failed: {note.detail}."
+        case NoteKind.SOURCE_FAILED:
+            return (
+                f"{source_name(note.source)} {failure_phrase(note.detail)}: "
+                "the ranking is incomplete."
+            )
+        case NoteKind.NO_SOURCES:
+            return "No popularity source is enabled on this bot."
+        case NoteKind.STREAM_GAP:
+            assert note.start is not None
+            assert note.end is not None
+            hours = (note.end - note.start).total_seconds() / 3600
+            return (
+                f"{source_name(note.source)} posts from {note.start:%Y-%m-%d %H:%M} to "
+                f"{note.end:%Y-%m-%d %H:%M} UTC ({hours:.1f} h) were missed: the bot was "
+                "offline longer than the stream can replay."
+            )
+        case NoteKind.ARXIV_QUIET:
+            return (
+                "arXiv's latest announcement feed was empty (a weekend or an arXiv "
+                "holiday): few new papers are being shared."
+            )
+        case NoteKind.WEEKEND_NEXT:
+            return "The next post falls on a weekend: arXiv announces no new papers then."
+        case NoteKind.BELOW_THRESHOLD:
+            return (
+                "Right now no paper in this server's categories reaches the threshold "
+                f"({note.threshold:g}); the digest would be "
+                + ("a short message." if note.empty_day is EmptyDay.MESSAGE else "skipped.")
+            )
+        case NoteKind.CHANNEL_GONE:
+            return "The digest channel is gone or hidden from me: set another with /digest channel."
+        case NoteKind.MISSING_PERMISSIONS:
+            return (
+                f"In the digest channel I'm missing {', '.join(note.names)}: nothing can be posted."
+            )
+        case NoteKind.NO_THREAD_PERMISSIONS:
+            names = ", ".join(note.names)
+            return f"Without {names} the papers go in the channel instead of a thread."
+    raise AssertionError(note.kind)  # every kind is worded above
+
+
+def empty_text(reason: EmptyReason) -> str:
+    """Why a digest has no paper, in words a member understands."""
+    threshold = reason.threshold
+    match reason.kind:
+        case EmptyKind.SOURCES_FAILED:
+            names = source_list(reason.failed_sources)
+            return (
+                f"No hot papers today: {names} could not be reached, so the ranking is incomplete."
+            )
+        case EmptyKind.ARXIV_HOLIDAY:
+            return (
+                "No hot papers today: arXiv's latest announcement was empty (an arXiv holiday), "
+                f"and no paper reached a score of {threshold:g}."
+            )
+        case EmptyKind.WEEKEND:
+            return (
+                "No hot papers today: arXiv announces nothing on weekends, "
+                f"and no paper reached a score of {threshold:g}."
+            )
+    return (
+        "No hot papers today: no paper in this server's categories "
+        f"reached a score of {threshold:g}."
+    )
 
 
 def alert_text(alert: DeliveryAlert) -> str:

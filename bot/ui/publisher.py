@@ -19,13 +19,13 @@ from bot.core.errors import (
     DeliveryUnavailableError,
     MissingPermissionsError,
 )
-from bot.core.models import Digest
+from bot.core.models import Digest, DigestStyle, EmptyReason
 
 if TYPE_CHECKING:
     from bot.services.delivery import DeliveryAlert
 
 from bot.ui.embeds import compact_embed, digest_header, pack, papers_message, read_marker
-from bot.ui.messages import alert_text
+from bot.ui.messages import alert_text, empty_text
 from bot.ui.text import clip
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def missing_permissions(channel: discord.abc.GuildChannel, style: str) -> list[s
         return []
     perms = channel.permissions_for(me)
     missing = [label for attr, label in NEEDED.items() if not getattr(perms, attr)]
-    if style == "thread":
+    if style == DigestStyle.THREAD:
         missing += [
             f"(thread) {label}" for attr, label in THREAD_NEEDED.items() if not getattr(perms, attr)
         ]
@@ -284,10 +284,10 @@ class DiscordPublisher:
         )
 
     async def send_empty(
-        self, channel_id: int, day: dt.date, text: str, *, nonce: str | None = None
+        self, channel_id: int, day: dt.date, reason: EmptyReason, *, nonce: str | None = None
     ) -> int:
         # Bold "Hot Papers DAY" first: how the bot recognises it when reading the channel back.
-        content = f"**Hot Papers {day.isoformat()}** — {text}"
+        content = f"**Hot Papers {day.isoformat()}** — {empty_text(reason)}"
         return await self._send(channel_id, nonce, content=clip(content, 2000))
 
     async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int:

@@ -16,7 +16,7 @@ from bot.client import HotPapersBot
 from bot.core.models import Window
 from bot.fakes.demo import DemoWorld, demo_world
 from bot.fakes.discord import DiscordHarness, FakeChannel, FakeMember
-from bot.launcher import Services
+from bot.jobs import Jobs
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from bot.storage.guilds import GuildConfig
@@ -46,7 +46,6 @@ class BotWorld:
     harness: DiscordHarness
     world: DemoWorld
     rt: Runtime
-    services: Services
     bot: HotPapersBot
     clock: MutableClock
     stack: AsyncExitStack = field(repr=False)
@@ -56,6 +55,11 @@ class BotWorld:
     @property
     def fake(self):  # the fake Discord
         return self.harness.fake
+
+    @property
+    def jobs(self) -> Jobs:
+        """The running bot's background jobs."""
+        return self.bot.jobs
 
     @property
     def guild_id(self) -> int:
@@ -108,15 +112,15 @@ class BotWorld:
         now = self.clock.now
         self.clock.now = set_up_at or now - dt.timedelta(days=1)
         try:
-            await self.services.guilds.set_channel(gid, (channel or self.harness.channel).id)
-            await self.services.guilds.set_time(gid, post_time, timezone)
+            await self.rt.guild_settings.set_channel(gid, (channel or self.harness.channel).id)
+            await self.rt.guild_settings.set_time(gid, post_time, timezone)
         finally:
             self.clock.now = now
         for category in categories:
-            await self.services.guilds.add_category(gid, category)
+            await self.rt.guild_settings.add_category(gid, category)
         if options:
-            await self.services.guilds.set_options(gid, **options)
-        return await self.services.guilds.config(gid)
+            await self.rt.guild_settings.set_options(gid, **options)
+        return await self.rt.guild_settings.config(gid)
 
     async def ingest_reference_day(self) -> None:
         await self.rt.ingest.run(Window.for_day(self.world.day))
@@ -124,12 +128,10 @@ class BotWorld:
     async def restart(self) -> None:
         """Stop the bot and start a new one on the same database (a crash or a deploy)."""
         await self.harness.stop_client(self.bot)
-        self.services.stop_scheduler()
-        self.services = Services.build(self.rt)
-        self.bot = HotPapersBot(self.services, schedule=False)
+        self.jobs.stop_scheduler()
+        self.bot = HotPapersBot(self.rt, schedule=False)
         self.bot.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
         await self.harness.start_client(self.bot)
-        self.services.client = self.bot
 
 
 async def _no_backoff(seconds: float) -> None:
@@ -155,15 +157,13 @@ async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIter
             update={"arxiv": world.settings.arxiv.model_copy(update={"min_interval_seconds": 0.0})}
         )
         rt = await stack.enter_async_context(open_runtime(settings, clock=clock, sleep=_no_backoff))
-        services = Services.build(rt)
-        bot = HotPapersBot(services, schedule=False)
+        bot = HotPapersBot(rt, schedule=False)
         bot.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
         await discord_harness.start_client(bot)
-        services.client = bot
         bot.tree.copy_global_to(guild=discord.Object(id=discord_harness.guild.id))
         await bot.tree.sync(guild=discord.Object(id=discord_harness.guild.id))
-        yield BotWorld(discord_harness, world, rt, services, bot, clock, stack)
-        services.stop_scheduler()
+        yield BotWorld(discord_harness, world, rt, bot, clock, stack)
+        bot.jobs.stop_scheduler()
 
 
 @dataclass(frozen=True)

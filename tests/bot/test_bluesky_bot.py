@@ -88,13 +88,13 @@ async def streaming(botworld: BotWorld) -> AsyncIterator[Start]:
 
     By default the consumer stores what it read every ``SAVE_S`` (not every 5 s): the tests
     wait for it."""
-    services = botworld.services
+    jobs = botworld.jobs
     jetstream = botworld.world.jetstream
 
     async def start(save_seconds: float | None = SAVE_S) -> StreamConsumer:
         consumer = consumer_of(botworld, save_seconds)
         connections = len(jetstream.connections)
-        services.start_streams()
+        jobs.start_streams()
 
         async def subscribed() -> bool:
             return len(jetstream.connections) > connections and jetstream.subscribers > 0
@@ -105,7 +105,7 @@ async def streaming(botworld: BotWorld) -> AsyncIterator[Start]:
     try:
         yield start
     finally:
-        await services.stop_streams()
+        await jobs.stop_streams()
 
 
 # -- (a) commands stay fast while the stream is heavy ----------------------------------------
@@ -165,7 +165,7 @@ def consumer_steps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[float
         task = getattr(handle._callback, "__self__", None)  # a task's step, or a callback
         coro = task.get_coro() if isinstance(task, asyncio.Task) else None
         name = getattr(coro, "__qualname__", "")
-        if not name.startswith(("StreamConsumer.", "Services._supervise")):
+        if not name.startswith(("StreamConsumer.", "Jobs._supervise")):
             run(handle)
             return
         started = time.thread_time()
@@ -234,7 +234,7 @@ async def test_commands_answer_fast_while_the_stream_is_heavy(
     took = time.monotonic() - started
 
     # Stopped as on shutdown: what was read is stored and the cursor saved on the way out.
-    await botworld.services.stop_streams()
+    await botworld.jobs.stop_streams()
     assert consumer.stats.saved_us == events[-1]["time_us"]
     report = {
         name: (len(values), round(p99(values), 4), round(max(values), 4))
@@ -299,7 +299,7 @@ async def test_a_post_from_the_stream_is_ranked_with_its_appview_counts(
     await until(stored, "the consumer to store the post")
     assert consumer.stats.posts == 1
     # The hourly ingestion reads the stored posts' counts from the AppView.
-    await botworld.services.ingest()
+    await botworld.jobs.ingest()
     result, callback = await botworld.run("digest", "preview", member=botworld.mod)
     assert callback.deferred
     (_header, *papers) = await result.followups(count=2, timeout=WAIT_S)
@@ -391,7 +391,7 @@ async def test_a_post_deleted_or_edited_during_a_refresh_stays_so(
         return answer
 
     bluesky.refresh = refresh_then_change  # type: ignore[method-assign]
-    await botworld.services.ingest()
+    await botworld.jobs.ingest()
     held = await stored_bluesky(botworld)
     if change == "deleted":
         assert uri not in held

@@ -34,7 +34,7 @@ async def test_add_list_remove_round_trip(botworld):
     assert said(cb) == "✅ Removed `cs.LG` Machine Learning."
     _, cb = await botworld.run("category", "remove", name="cs", member=mod)
     assert "The server now follows every category." in said(cb)
-    assert await botworld.services.guilds.categories(botworld.guild_id) == []
+    assert await botworld.rt.guild_settings.categories(botworld.guild_id) == []
 
 
 async def test_add_typo_suggests_close_categories(botworld):
@@ -44,13 +44,13 @@ async def test_add_typo_suggests_close_categories(botworld):
     assert "Unknown arXiv category `cs.LF`" in text
     assert "Did you mean" in text
     assert "`cs.LG`" in text
-    assert await botworld.services.guilds.categories(botworld.guild_id) == []
+    assert await botworld.rt.guild_settings.categories(botworld.guild_id) == []
 
 
 async def test_add_an_alias_stores_the_canonical_category(botworld):
     _, cb = await botworld.run("category", "add", name="cs.SY", member=botworld.mod)
     assert "`eess.SY`" in said(cb)
-    assert await botworld.services.guilds.categories(botworld.guild_id) == ["eess.SY"]
+    assert await botworld.rt.guild_settings.categories(botworld.guild_id) == ["eess.SY"]
 
 
 async def test_remove_a_category_the_server_does_not_follow(botworld):
@@ -65,7 +65,7 @@ async def test_at_most_25_categories(botworld):
     archives += ["hep-ph", "hep-th", "math", "math-ph", "nlin", "nucl-ex", "nucl-th", "physics"]
     archives += ["q-bio", "q-fin", "quant-ph", "stat"]
     for name in [*archives, "cs.LG", "cs.CV", "cs.CL", "cs.AI", "stat.ML"]:
-        await botworld.services.guilds.add_category(gid, name)
+        await botworld.rt.guild_settings.add_category(gid, name)
     _, cb = await botworld.run("category", "add", name="math.AG", member=botworld.mod)
     assert cb.ephemeral
     assert "at most 25 categories" in said(cb)
@@ -89,7 +89,7 @@ async def test_add_autocomplete_is_the_taxonomy(botworld):
 async def test_remove_autocomplete_offers_only_the_servers_categories(botworld):
     gid = botworld.guild_id
     for name in ("cs.LG", "cs.CV", "stat.ML"):
-        await botworld.services.guilds.add_category(gid, name)
+        await botworld.rt.guild_settings.add_category(gid, name)
     h = botworld.harness
     choices = await h.autocomplete(
         "category", "remove", focused="name", value="", member=botworld.mod
@@ -136,11 +136,11 @@ async def test_top_typo_is_an_ephemeral_suggestion(botworld):
 
 @pytest.mark.parametrize("sub", ["add", "remove"])
 async def test_members_without_manage_server_are_refused(botworld, sub):
-    await botworld.services.guilds.add_category(botworld.guild_id, "cs.LG")
+    await botworld.rt.guild_settings.add_category(botworld.guild_id, "cs.LG")
     _, cb = await botworld.run("category", sub, name="cs.LG", member=botworld.reader)
     assert cb.ephemeral
     assert said(cb) == "⚠️ You need the **Manage Server** permission to do that."
-    assert await botworld.services.guilds.categories(botworld.guild_id) == ["cs.LG"]
+    assert await botworld.rt.guild_settings.categories(botworld.guild_id) == ["cs.LG"]
 
 
 async def test_top_autocompletes_categories_and_archives(botworld):

@@ -10,9 +10,8 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.cli import main
+from bot.cli import invite_permissions, main
 from bot.fakes.discord import DiscordHarness
-from bot.launcher import invite_permissions
 from tests.cli.test_real_day import run_cli
 
 MINIMAL = (

@@ -13,7 +13,7 @@ import pytest
 from bot.core.errors import StorageError
 from bot.core.models import Mention
 from bot.fakes.discord import Permission
-from bot.launcher import Services
+from bot.jobs import Jobs
 from bot.ui.publisher import DiscordPublisher
 from tests.bot.conftest import posted_ids, said
 from tests.storage.factories import make_mention, make_paper
@@ -47,7 +47,7 @@ def message_posts(botworld) -> list[Any]:
 async def test_thread_style_posts_a_header_and_the_papers_in_its_thread(ready):
     h = ready.harness
     await ready.configure(post_time="10:30")
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
 
     (header,) = h.fake.messages(h.channel)
     assert header["content"] == HEADER
@@ -88,7 +88,7 @@ async def test_thread_style_posts_a_header_and_the_papers_in_its_thread(ready):
 async def test_channel_style_posts_every_message_in_the_channel(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel", top=3)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert messages[0]["content"].startswith("## 🔥 Hot Papers 2020-12-23")
     assert "3 papers" in messages[0]["content"]
@@ -100,7 +100,7 @@ async def test_channel_style_posts_every_message_in_the_channel(ready):
 async def test_compact_style_is_one_ranked_embed(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="compact", categories=("cs.LG",))
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     (message,) = h.fake.messages(h.channel)
     assert message["content"].startswith("## 🔥 Hot Papers 2020-12-23\n`cs.LG` · 4 papers")
     (embed,) = message["embeds"]
@@ -116,7 +116,7 @@ async def test_the_largest_digest_stays_within_discords_limits(ready, style):
     h = ready.harness
     ready.clock.now = dt.datetime(2020, 12, 23, 0, 30, tzinfo=dt.UTC)  # the whole 22nd
     await ready.configure(post_time="00:15", style=style, top=25, threshold=0)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.status == "sent"
     assert record.paper_count > 10  # more than one message can carry
@@ -129,7 +129,7 @@ async def test_the_largest_digest_stays_within_discords_limits(ready, style):
 
 async def test_every_message_disables_mentions(ready):
     await ready.configure(post_time="10:30")
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     posts = message_posts(ready)
     assert len(posts) == 3  # the header and two paper messages
     for request in posts:
@@ -143,10 +143,10 @@ async def test_every_message_disables_mentions(ready):
 async def test_nothing_before_the_slot_and_the_digest_at_the_slot(ready):
     h = ready.harness
     await ready.configure(post_time="13:00", timezone="Europe/Paris")  # 12:00Z
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert h.fake.messages(h.channel) == []
     ready.clock.now = dt.datetime(2020, 12, 23, 12, 0, tzinfo=dt.UTC)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     (header,) = h.fake.messages(h.channel)
     assert header["content"].startswith("## 🔥 Hot Papers 2020-12-23")
 
@@ -155,7 +155,7 @@ async def test_the_local_date_names_the_digest(ready):
     h = ready.harness
     # 10:50Z is already 2020-12-24 in Kiritimati (UTC+14).
     await ready.configure(post_time="00:30", timezone="Pacific/Kiritimati")
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     (header,) = h.fake.messages(h.channel)
     assert header["content"].startswith("## 🔥 Hot Papers 2020-12-24")
     assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 24))
@@ -167,11 +167,11 @@ async def test_the_local_date_names_the_digest(ready):
 async def test_delivering_twice_posts_once(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
-    await ready.services.deliver_guild(ready.guild_id)
-    await ready.services.deliver_guild(ready.guild_id)
-    await ready.services.sweep()
+    await ready.jobs.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
+    await ready.jobs.sweep()
     ready.clock.advance(hours=1)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(h.fake.messages(h.channel)) == 3
     assert len(message_posts(ready)) == 3
 
@@ -179,7 +179,7 @@ async def test_delivering_twice_posts_once(ready):
 async def test_concurrent_deliveries_post_once(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
-    await asyncio.gather(*(ready.services.deliver_guild(ready.guild_id) for _ in range(3)))
+    await asyncio.gather(*(ready.jobs.deliver_guild(ready.guild_id) for _ in range(3)))
     assert len(h.fake.messages(h.channel)) == 3
     assert posted_ids(h.fake.messages(h.channel)) == RANKED
 
@@ -208,7 +208,7 @@ async def test_a_crash_mid_digest_resumes_after_the_last_recorded_message(ready,
     config = await ready.configure(post_time="10:30", style=style)
     day = dt.date(2020, 12, 23)
     with pytest.raises(ProcessDied):
-        await ready.services.delivery.deliver(config, day, DiesAfter(ready.bot, 2))
+        await ready.rt.delivery.deliver(config, day, DiesAfter(ready.bot, 2))
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "sending"
     assert len(record.message_ids) == 2  # the header and the first four papers
@@ -216,7 +216,7 @@ async def test_a_crash_mid_digest_resumes_after_the_last_recorded_message(ready,
     # The restart takes a while: past two minutes without a heartbeat, the digest is taken over.
     ready.clock.advance(minutes=3)
     await ready.restart()
-    await ready.services.sweep()
+    await ready.jobs.sweep()
 
     (header,) = h.fake.messages(h.channel) if style == "thread" else [None]
     if style == "thread":
@@ -244,7 +244,7 @@ async def test_a_dropped_connection_mid_digest_is_resumed_by_the_sweep(ready):
     await ready.configure(post_time="10:30", style="channel")
     # The third message's connection is cut before Discord sees it.
     h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages", skip=2)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     day = dt.date(2020, 12, 23)
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "failed"
@@ -253,7 +253,7 @@ async def test_a_dropped_connection_mid_digest_is_resumed_by_the_sweep(ready):
     assert len(h.fake.messages(h.channel)) == 2
 
     ready.clock.advance(minutes=10)  # the next sweep
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert posted_ids(messages[1:]) == RANKED
     assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
@@ -264,10 +264,10 @@ async def test_a_message_posted_but_unconfirmed_is_not_posted_again(ready):
     await ready.configure(post_time="10:30", style="channel")
     # Discord posts the third message, but the answer never reaches the bot.
     h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages", skip=2, after=True)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     assert len(h.fake.messages(h.channel)) == 3
     ready.clock.advance(minutes=1)
-    await ready.services.sweep()  # the retry reads the channel back and finds the message
+    await ready.jobs.sweep()  # the retry reads the channel back and finds the message
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert len(messages) == 3
     assert posted_ids(messages[1:]) == RANKED
@@ -286,10 +286,10 @@ async def test_a_quick_retry_that_cannot_read_the_channel_back_relies_on_the_non
     await ready.configure(post_time="10:30", style="channel")
     await bot_lacks(ready, h.channel, Permission.READ_MESSAGE_HISTORY, "read_message_history")
     h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages", skip=2, after=True)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     assert len(h.fake.messages(h.channel)) == 3
     ready.clock.advance(minutes=1)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert len(messages) == 3
     assert posted_ids(messages[1:]) == RANKED
@@ -306,8 +306,8 @@ async def test_a_missed_digest_goes_out_on_restart_within_the_grace_period(ready
     await ready.configure(post_time="08:00")
     ready.clock.now = dt.datetime(2020, 12, 23, 13, 0, tzinfo=dt.UTC)  # down from 7:30 to 13:00
     await ready.restart()
-    await ready.services.catch_up(ready.bot)  # what on_ready does
-    await ready.services.drain()
+    await ready.jobs.catch_up()  # what on_ready does
+    await ready.jobs.drain()
     (header,) = h.fake.messages(h.channel)
     assert header["content"].startswith("## 🔥 Hot Papers 2020-12-23")
 
@@ -317,7 +317,7 @@ async def test_a_missed_digest_is_dropped_after_the_grace_period(ready):
     await ready.configure(post_time="04:00")
     ready.clock.now = dt.datetime(2020, 12, 23, 10, 1, tzinfo=dt.UTC)  # 6 h 1 min late
     await ready.restart()
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert h.fake.messages(h.channel) == []
     assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23)) is None
 
@@ -329,7 +329,7 @@ async def test_a_429_is_waited_out(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
     h.fake.fail_next("POST", "/channels/*/messages", 429, retry_after=0.05, skip=1)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     statuses = [r.status for r in message_posts(ready)]
     assert statuses == [200, 429, 200, 200]
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
@@ -340,7 +340,7 @@ async def test_a_500_is_retried_by_discord_py(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="compact")
     h.fake.fail_next("POST", "/channels/*/messages", 500)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     assert [r.status for r in message_posts(ready)] == [500, 200]
     assert len(h.fake.messages(h.channel)) == 1
 
@@ -349,14 +349,14 @@ async def test_a_503_fails_the_digest_and_the_sweep_finishes_it(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
     h.fake.fail_next("POST", "/channels/*/messages", 503, skip=1)  # the first paper message
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     day = dt.date(2020, 12, 23)
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "failed"
     assert record.error == "Discord unavailable: Discord answered 503"
     assert len(record.message_ids) == 1
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert len(messages) == 3
     assert posted_ids(messages[1:]) == RANKED
@@ -367,7 +367,7 @@ async def test_a_403_is_recorded_and_retried_once_the_permission_is_back(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
     h.fake.fail_next("POST", "/channels/*/messages", 403)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     day = dt.date(2020, 12, 23)
     record = await ready.rt.digest_log.get(ready.guild_id, day)
     assert record.status == "failed"
@@ -377,7 +377,7 @@ async def test_a_403_is_recorded_and_retried_once_the_permission_is_back(ready):
     assert "could not be posted" in notice["content"]
     assert "retried" in notice["content"]
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     # The same papers as planned: the failed attempt's plan doesn't count as "posted".
     assert posted_ids(messages[2:]) == RANKED
@@ -396,7 +396,7 @@ async def test_missing_permissions_are_found_before_posting(ready):
         3.0,
         "CHANNEL_UPDATE",
     )
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.status == "failed"
     assert record.error == "missing permissions: Embed Links"
@@ -418,7 +418,7 @@ async def test_no_thread_permission_posts_the_papers_in_the_channel(ready):
         3.0,
         "CHANNEL_UPDATE",
     )
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert posted_ids(messages[1:]) == RANKED
 
@@ -432,15 +432,15 @@ async def test_a_deleted_channel_pauses_the_guild_with_the_reason(ready, notify)
     await h.fake.delete_channel(papers, notify=notify)
     if notify:
         await h.fake.wait_until(lambda: ready.bot.get_channel(papers.id) is None, 3.0, "delete")
-    await ready.services.deliver_guild(ready.guild_id)
-    config = await ready.services.guilds.config(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
+    config = await ready.rt.guild_settings.config(ready.guild_id)
     assert config.paused
     assert config.pause_reason == f"digest channel deleted: channel {papers.id} no longer exists"
     cb = await ready.reply("digest", "status")
     assert "Paused" in said(cb)
     assert "digest channel deleted" in said(cb)
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()  # a paused guild is not retried
+    await ready.jobs.sweep()  # a paused guild is not retried
     assert len(h.fake.requests_to("POST", f"/channels/{papers.id}/messages")) <= 1
 
 
@@ -448,9 +448,9 @@ async def set_up(botworld, guild_id: int, channel_id: int) -> None:
     """A second guild, set up yesterday for a compact digest at 10:30 UTC."""
     now = botworld.clock.now
     botworld.clock.now = now - dt.timedelta(days=1)
-    await botworld.services.guilds.set_channel(guild_id, channel_id)
-    await botworld.services.guilds.set_time(guild_id, "10:30", "UTC")
-    await botworld.services.guilds.set_options(guild_id, style="compact")
+    await botworld.rt.guild_settings.set_channel(guild_id, channel_id)
+    await botworld.rt.guild_settings.set_time(guild_id, "10:30", "UTC")
+    await botworld.rt.guild_settings.set_options(guild_id, style="compact")
     botworld.clock.now = now
 
 
@@ -465,13 +465,13 @@ async def test_one_guilds_failure_does_not_stop_another(ready):
     await set_up(ready, other.id, other_channel.id)
     await h.fake.delete_channel(h.channel, notify=False)
     h.fake.fail_next("POST", f"/channels/{other_channel.id}/messages", 403)
-    await ready.services.sweep()
-    assert (await ready.services.guilds.config(ready.guild_id)).paused
+    await ready.jobs.sweep()
+    assert (await ready.rt.guild_settings.config(ready.guild_id)).paused
     # The other server's moderators got a notice of its 403, and nothing else yet.
     (notice,) = h.fake.messages(other_channel)
     assert "could not be posted" in notice["content"]
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(h.fake.messages(other_channel)) == 2
 
 
@@ -485,7 +485,7 @@ async def test_one_guilds_rate_limit_does_not_hold_another_back(ready):
     await ready.configure(post_time="10:30", style="compact")
     await set_up(ready, other.id, other_channel.id)
     h.fake.fail_next("POST", f"/channels/{h.channel.id}/messages", 429, retry_after=0.3)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     order = [
         int(r.path.split("/")[2])
         for r in h.fake.requests_to("POST", "/channels/*/messages")
@@ -506,7 +506,7 @@ async def test_joining_a_guild_posts_nothing(ready):
         ready.clock.now = dt.datetime(2020, 12, 23, 10, 50, tzinfo=dt.UTC) + dt.timedelta(
             hours=hours
         )
-        await ready.services.sweep()
+        await ready.jobs.sweep()
     assert message_posts(ready) == []
 
 
@@ -518,7 +518,7 @@ async def test_a_guild_that_removes_the_bot_gets_no_more_digests(ready):
         lambda: _paused_config(ready)  # on_guild_remove
     )
     assert config.pause_reason == "the bot was removed from this server"
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert message_posts(ready) == []
 
 
@@ -530,12 +530,12 @@ async def _paused_config(botworld):
 async def test_a_paper_is_not_posted_again_within_the_cooldown(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="compact")
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     # The server moves to Kiritimati (UTC+14): at 10:50Z its local date is already the 24th,
     # and its 00:55 there is 10:55Z.
-    await ready.services.guilds.set_time(ready.guild_id, "00:55", "Pacific/Kiritimati")
+    await ready.rt.guild_settings.set_time(ready.guild_id, "00:55", "Pacific/Kiritimati")
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     first, second = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert first["content"].startswith("## 🔥 Hot Papers 2020-12-23")
     assert second["content"] == (
@@ -547,7 +547,7 @@ async def test_a_paper_is_not_posted_again_within_the_cooldown(ready):
 async def test_an_empty_day_says_why_in_one_short_message(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", threshold=10_000)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     (message,) = h.fake.messages(h.channel)
     assert message["content"] == (
         "**Hot Papers 2020-12-23** — "
@@ -563,7 +563,7 @@ async def test_an_empty_day_names_a_failing_source(botworld):
     botworld.world.x.fail_next(503, times=10)
     await botworld.ingest_reference_day()
     await botworld.configure(post_time="10:30")
-    await botworld.services.deliver_guild(botworld.guild_id)
+    await botworld.jobs.deliver_guild(botworld.guild_id)
     (message,) = h.fake.messages(h.channel)
     assert message["content"].startswith(
         "**Hot Papers 2020-12-23** — No hot papers today: X could not be reached"
@@ -574,14 +574,14 @@ async def test_an_empty_weekend_day_says_so(ready):
     h = ready.harness
     ready.clock.now = dt.datetime(2020, 12, 26, 10, 50, tzinfo=dt.UTC)  # a Saturday
     await ready.configure(post_time="10:30")
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     (message,) = h.fake.messages(h.channel)
     assert "arXiv announces nothing on weekends" in message["content"]
 
 
 async def test_a_silent_empty_day_posts_nothing(ready):
     await ready.configure(post_time="10:30", threshold=10_000, empty_day="silent")
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     assert message_posts(ready) == []
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.status == "empty"
@@ -595,16 +595,16 @@ async def test_setting_the_channel_after_todays_slot_posts_nothing_until_tomorro
     # 10:50Z; the default time is 09:00 UTC: today's slot passed before there was a channel.
     _, cb = await ready.run("digest", "channel", member=ready.mod, options={"channel": h.channel})
     assert said(cb).startswith("✅")
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     ready.clock.advance(minutes=10)  # the next sweeps, within the grace period
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     ready.clock.advance(hours=3)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert message_posts(ready) == []
     assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23)) is None
 
     ready.clock.now = dt.datetime(2020, 12, 24, 9, 0, tzinfo=dt.UTC)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(h.fake.messages(h.channel)) == 1  # tomorrow's digest (or its empty-day note)
     assert await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 24)) is not None
 
@@ -616,7 +616,7 @@ async def test_resuming_after_the_slot_posts_nothing_until_the_next_one(ready):
     ready.clock.now = dt.datetime(2020, 12, 23, 10, 50, tzinfo=dt.UTC)
     _, cb = await ready.run("digest", "resume", member=ready.mod)
     assert said(cb).startswith("✅ The daily digest is back on")
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert message_posts(ready) == []
 
 
@@ -624,7 +624,7 @@ async def test_moving_the_time_before_now_posts_nothing_today(ready):
     await ready.configure(post_time="18:00")
     _, cb = await ready.run("digest", "time", member=ready.mod, time="10:30")
     assert said(cb).startswith("✅ The digest goes out daily at **10:30**")
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert message_posts(ready) == []
 
 
@@ -632,13 +632,13 @@ async def test_a_failed_digest_is_retried_even_after_a_pause_and_resume(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="compact")
     h.fake.fail_next("POST", "/channels/*/messages", 403)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     day = dt.date(2020, 12, 23)
     assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "failed"
     await ready.run("digest", "pause", member=ready.mod)
     ready.clock.advance(minutes=5)
     await ready.run("digest", "resume", member=ready.mod)  # active again only from 10:55
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(h.fake.messages(h.channel)) == 2  # the 403 notice, then the digest
     assert (await ready.rt.digest_log.get(ready.guild_id, day)).status == "sent"
 
@@ -673,7 +673,7 @@ async def test_without_a_thread_permission_no_thread_is_opened(ready, deny, attr
     h = ready.harness
     await ready.configure(post_time="10:30")
     await bot_lacks(ready, h.channel, deny, attr)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     assert h.fake.requests_to("POST", "/channels/*/messages/*/threads") == []
     assert not any(c.is_thread for c in h.world.channels.values())
     messages = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
@@ -687,7 +687,7 @@ async def test_a_thread_that_refuses_the_papers_sends_them_to_the_channel(ready)
     h = ready.harness
     await ready.configure(post_time="10:30")
     h.fake.fail_next("POST", "/channels/*/messages", 403, skip=1)  # the first paper, in the thread
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     header, *papers = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert header["content"] == HEADER
     assert posted_ids(papers) == RANKED
@@ -707,8 +707,8 @@ async def test_a_deleted_thread_is_not_a_deleted_channel(ready, monkeypatch):
         return thread_id
 
     monkeypatch.setattr(DiscordPublisher, "open_thread", open_then_lose)
-    await ready.services.deliver_guild(ready.guild_id)
-    config = await ready.services.guilds.config(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
+    config = await ready.rt.guild_settings.config(ready.guild_id)
     assert not config.paused
     header, *papers = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert header["content"] == HEADER
@@ -740,10 +740,10 @@ async def held_once(ready, monkeypatch):
 async def test_a_sweep_during_a_long_wait_does_not_send_the_digest_again(held_once):
     w = held_once
     await w.configure(post_time="10:30", style="channel")
-    sending = asyncio.create_task(w.services.deliver_guild(w.guild_id))
+    sending = asyncio.create_task(w.jobs.deliver_guild(w.guild_id))
     await asyncio.wait_for(w.entered.wait(), 3)
     w.clock.advance(minutes=15)  # longer than a claim stays fresh without a heartbeat
-    await w.services.sweep()
+    await w.jobs.sweep()
     w.gate.set()
     await asyncio.wait_for(sending, 5)
     assert len(message_posts(w)) == 3
@@ -754,8 +754,8 @@ async def test_a_sweep_during_a_long_wait_does_not_send_the_digest_again(held_on
 async def test_an_overlapping_deploy_leaves_a_live_send_alone(held_once):
     w = held_once
     await w.configure(post_time="10:30", style="channel")
-    old = w.services
-    old.delivery.heartbeat_seconds = 0.01
+    old = w.jobs
+    w.rt.delivery.heartbeat_seconds = 0.01
     sending = asyncio.create_task(old.deliver_guild(w.guild_id))
     await asyncio.wait_for(w.entered.wait(), 3)
     day = dt.date(2020, 12, 23)
@@ -766,11 +766,10 @@ async def test_an_overlapping_deploy_leaves_a_live_send_alone(held_once):
         return record.heartbeat_at == w.clock.now
 
     await eventually(beaten)  # the old process is alive and says so
-    old.delivery.heartbeat_seconds = 3600
+    w.rt.delivery.heartbeat_seconds = 3600
     await asyncio.sleep(0.05)  # (the next beat is an hour away)
     w.clock.advance(seconds=30)
-    new = Services.build(w.rt)  # the new process starts while the old one still sends
-    new.client = w.bot
+    new = Jobs(w.rt, w.jobs.publisher)  # the new process starts while the old one still sends
     await new.sweep()
     w.gate.set()
     await asyncio.wait_for(sending, 5)
@@ -786,7 +785,7 @@ async def test_a_lost_connection_is_stored_as_a_sentence_not_an_exception(ready)
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
     h.fake.drop_next("POST", f"/channels/{h.channel.id}/messages")
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     record = await ready.rt.digest_log.get(ready.guild_id, dt.date(2020, 12, 23))
     assert record.error == "Discord unavailable: the connection to Discord was lost"
     cb = await ready.reply("digest", "status")
@@ -797,8 +796,8 @@ async def test_a_lost_connection_is_stored_as_a_sentence_not_an_exception(ready)
 async def test_the_header_names_the_sources_when_not_only_x_counted(ready):
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel", top=1)
-    ranked = await ready.services.delivery.build(
-        await ready.services.guilds.config(ready.guild_id), ready.clock.now
+    ranked = await ready.rt.delivery.build(
+        await ready.rt.guild_settings.config(ready.guild_id), ready.clock.now
     )
     top = ranked.papers[0]
     # The top paper was also on Hacker News.
@@ -818,7 +817,7 @@ async def test_the_header_names_the_sources_when_not_only_x_counted(ready):
         ready.clock.now,
     )
     ready.rt.digests.invalidate()  # stored behind the ingestion's back, which would say so
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     header = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))[0]
     assert header["content"].endswith("1 paper ranked by social attention on Hacker News and X")
 
@@ -861,14 +860,14 @@ async def test_a_resumed_digest_keeps_the_real_score_of_a_paper_outside_the_glob
     config = await botworld.configure(post_time="10:30", style="channel", categories=("math.AG",))
     day = dt.date(2020, 12, 23)
     with pytest.raises(ProcessDied):  # the header goes out, then the process dies
-        await botworld.services.delivery.deliver(config, day, DiesAfter(botworld.bot, 1))
+        await botworld.rt.delivery.deliver(config, day, DiesAfter(botworld.bot, 1))
     assert await botworld.rt.digest_log.planned(
         (await botworld.rt.digest_log.get(botworld.guild_id, day)).id
     ) == [paper_id]
 
     botworld.clock.advance(minutes=3)
     await botworld.restart()
-    await botworld.services.sweep()
+    await botworld.jobs.sweep()
 
     header, paper = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     assert header["content"].startswith("## 🔥 Hot Papers 2020-12-23")
@@ -881,22 +880,22 @@ async def test_a_resumed_digest_keeps_the_real_score_of_a_paper_outside_the_glob
 
 async def test_a_sweep_that_fails_logs_it_and_the_next_one_runs(ready, caplog, monkeypatch):
     await ready.configure(post_time="10:30", style="compact")
-    real_due = ready.services.delivery.due
+    real_due = ready.rt.delivery.due
 
     async def database_down(*args, **kwargs):
         raise StorageError("database is locked")
 
-    monkeypatch.setattr(ready.services.delivery, "due", database_down)
-    await ready.services.catch_up(ready.bot)  # at start: a bare task nobody awaits
-    await asyncio.wait_for(asyncio.gather(*ready.services._tasks), 3)
-    (record,) = [r for r in caplog.records if r.name == "bot.launcher" and r.exc_info]
+    monkeypatch.setattr(ready.rt.delivery, "due", database_down)
+    await ready.jobs.catch_up()  # at start: a bare task nobody awaits
+    await asyncio.wait_for(asyncio.gather(*ready.jobs._tasks), 3)
+    (record,) = [r for r in caplog.records if r.name == "bot.jobs" and r.exc_info]
     assert record.levelname == "ERROR"
     assert "sweep failed" in record.getMessage()
     assert message_posts(ready) == []
 
-    monkeypatch.setattr(ready.services.delivery, "due", real_due)
+    monkeypatch.setattr(ready.rt.delivery, "due", real_due)
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(message_posts(ready)) == 1
 
 
@@ -914,9 +913,9 @@ async def test_a_sweep_whose_recovery_fails_logs_it_and_recovers_next_time(
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(ready.rt.digest_log, "release_abandoned", flaky)
-    await ready.services.sweep()  # does not raise
+    await ready.jobs.sweep()  # does not raise
     assert "sweep failed" in caplog.text
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(calls) == 2
     assert len(message_posts(ready)) == 1
 
@@ -941,15 +940,15 @@ async def test_guilds_posting_at_the_same_slot_read_the_day_once(ready, monkeypa
         return await whole_day(*args, **kwargs)
 
     monkeypatch.setattr(ready.rt.mentions, "in_window", counted)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(reads) == 1
     assert all(len(h.fake.messages(channel)) == 1 for _guild, channel in channels)
-    await ready.services.status(channels[0][0])  # /digest status ranks the same day
+    await ready.rt.delivery.status(channels[0][0])  # /digest status ranks the same day
     assert len(reads) == 1
 
     # An ingestion that completes makes the next ranking read the day again.
     await ready.ingest_reference_day()
-    await ready.services.status(channels[0][0])
+    await ready.rt.delivery.status(channels[0][0])
     assert len(reads) == 2
 
 
@@ -961,8 +960,7 @@ async def test_digests_posted_at_once_are_bounded_by_max_concurrent_digests(read
     rt = dataclasses.replace(
         ready.rt, settings=ready.rt.settings.model_copy(update={"discord": discord_settings})
     )
-    services = Services.build(rt)  # a process started with discord.max_concurrent_digests = 2
-    services.client = ready.bot
+    jobs = Jobs(rt, ready.jobs.publisher)  # a process started with max_concurrent_digests = 2
     h = ready.harness
     for n in range(limit + 3):
         guild = await h.add_guild(f"Guild {n}")
@@ -972,7 +970,7 @@ async def test_digests_posted_at_once_are_bounded_by_max_concurrent_digests(read
         )
         await set_up(ready, guild.id, channel.id)
     running = peak = 0
-    real = services.delivery.deliver
+    real = rt.delivery.deliver
 
     async def watched(*args, **kwargs):
         nonlocal running, peak
@@ -984,11 +982,11 @@ async def test_digests_posted_at_once_are_bounded_by_max_concurrent_digests(read
         finally:
             running -= 1
 
-    monkeypatch.setattr(services.delivery, "deliver", watched)
+    monkeypatch.setattr(rt.delivery, "deliver", watched)
     configs = await ready.rt.guilds.active()
     assert len(configs) == limit + 3
     # The daily jobs, as the scheduler fires them: all at once, not through the sweep.
-    await asyncio.gather(*(services.deliver_guild(c.guild_id) for c in configs))
+    await asyncio.gather(*(jobs.deliver_guild(c.guild_id) for c in configs))
     assert peak == limit
     assert len(message_posts(ready)) == len(configs)
 
@@ -1004,7 +1002,7 @@ async def test_by_default_many_digests_are_posted_at_once(ready, monkeypatch):
         )
         await set_up(ready, guild.id, channel.id)
     running = peak = 0
-    real = ready.services.delivery.deliver
+    real = ready.rt.delivery.deliver
 
     async def watched(*args, **kwargs):
         nonlocal running, peak
@@ -1016,16 +1014,16 @@ async def test_by_default_many_digests_are_posted_at_once(ready, monkeypatch):
         finally:
             running -= 1
 
-    monkeypatch.setattr(ready.services.delivery, "deliver", watched)
+    monkeypatch.setattr(ready.rt.delivery, "deliver", watched)
     configs = await ready.rt.guilds.active()
-    await asyncio.gather(*(ready.services.deliver_guild(c.guild_id) for c in configs))
+    await asyncio.gather(*(ready.jobs.deliver_guild(c.guild_id) for c in configs))
     assert peak == len(configs) == 6
     assert len(message_posts(ready)) == len(configs)
 
 
 async def test_a_heartbeat_just_after_the_digest_finished_is_no_warning(ready, caplog):
     config = await ready.configure(post_time="10:30")
-    delivery = ready.services.delivery
+    delivery = ready.rt.delivery
     record = await ready.rt.digest_log.begin(config.guild_id, dt.date(2020, 12, 23))
     await ready.rt.digest_log.finish(record.id, "sent")
     delivery.heartbeat_seconds = 0.01

@@ -157,7 +157,7 @@ async def test_an_interrupted_digest_resumes_past_the_nonce_window_with_every_pa
     write (for the thread: right after it was opened, its id unused)."""
     h = ready.harness
     config = await configure_style(ready, style)
-    delivery = ready.services.delivery
+    delivery = ready.rt.delivery
     what = STEPS[style][step]
     message_index = step - (1 if style == "thread" and step > 1 else 0)
     if kind == "before":
@@ -168,7 +168,7 @@ async def test_an_interrupted_digest_resumes_past_the_nonce_window_with_every_pa
             h.fake.drop_next("POST", THREADS, after=True)
         else:
             h.fake.drop_next("POST", MESSAGES, after=True, skip=message_index)
-        result = await delivery.deliver(config, DAY, ready.services.publisher())
+        result = await delivery.deliver(config, DAY, ready.jobs.publisher)
         assert (result.status, result.detail) == ("failed", "the connection to Discord was lost")
         dropped = [r for r in h.fake.requests if r.dropped]
         assert len(dropped) == 1
@@ -189,14 +189,14 @@ async def test_an_interrupted_digest_resumes_past_the_nonce_window_with_every_pa
 
         monkeypatch.setattr(ready.rt.digest_log, "add_message", dies_before_recording)
         with pytest.raises(ProcessDied):
-            await delivery.deliver(config, DAY, ready.services.publisher())
+            await delivery.deliver(config, DAY, ready.jobs.publisher)
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
     assert record.status == ("failed" if kind == "lost" else "sending")
 
     past_the_nonce_window(ready)
     if kind != "lost":
         await ready.restart()  # a crash: the next process takes the digest over
-    await ready.services.sweep()
+    await ready.jobs.sweep()
 
     await assert_posted_once(
         ready, style, parts=PARTS[style], status="empty" if style == "empty" else "sent"
@@ -224,7 +224,7 @@ async def test_without_reading_back_the_retry_past_the_nonce_window_would_post_a
 
     monkeypatch.setattr(ready.rt.digest_log, "add_message", dies_before_recording_part_1)
     with pytest.raises(ProcessDied):
-        await ready.services.delivery.deliver(config, DAY, ready.services.publisher())
+        await ready.rt.delivery.deliver(config, DAY, ready.jobs.publisher)
 
     async def reads_nothing(self, *args: Any, **kwargs: Any) -> dict[int, int]:
         return {}
@@ -232,7 +232,7 @@ async def test_without_reading_back_the_retry_past_the_nonce_window_would_post_a
     monkeypatch.setattr(DiscordPublisher, "find_own", reads_nothing)
     past_the_nonce_window(ready)
     await ready.restart()
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert [len(by_part(ready)[part]) for part in (0, 1, 2)] == [1, 2, 1]
 
 
@@ -250,7 +250,7 @@ async def test_within_the_nonce_window_the_nonce_alone_prevents_a_copy(ready, mo
 
     monkeypatch.setattr(ready.rt.digest_log, "add_message", dies_before_recording_part_1)
     with pytest.raises(ProcessDied):
-        await ready.services.delivery.deliver(config, DAY, ready.services.publisher())
+        await ready.rt.delivery.deliver(config, DAY, ready.jobs.publisher)
 
     async def reads_nothing(self, *args: Any, **kwargs: Any) -> dict[int, int]:
         return {}
@@ -258,7 +258,7 @@ async def test_within_the_nonce_window_the_nonce_alone_prevents_a_copy(ready, mo
     monkeypatch.setattr(DiscordPublisher, "find_own", reads_nothing)
     ready.clock.advance(minutes=3)  # a quick restart: Discord still remembers the nonce
     await ready.restart()
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     await assert_posted_once(ready, "channel", parts=2)
 
 
@@ -284,7 +284,7 @@ class StoredThenFailed(DiscordPublisher):
 async def test_a_5xx_retry_reads_back_what_discord_stored(ready, style):
     h = ready.harness
     config = await ready.configure(post_time="10:30", style=style)
-    result = await ready.services.delivery.deliver(config, DAY, StoredThenFailed(ready.bot))
+    result = await ready.rt.delivery.deliver(config, DAY, StoredThenFailed(ready.bot))
     assert result.status == "failed"
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
     assert (record.status, record.error) == ("failed", "Discord unavailable: Discord answered 503")
@@ -292,7 +292,7 @@ async def test_a_5xx_retry_reads_back_what_discord_stored(ready, style):
 
     past_the_nonce_window(ready, minutes=10)  # the next sweep
     reads_before = len(h.fake.requests_to("GET", MESSAGES))
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     assert len(h.fake.requests_to("GET", MESSAGES)) > reads_before  # it read back first
     await assert_posted_once(ready, style, parts=2)
     assert (await ready.rt.digest_log.get(ready.guild_id, DAY)).attempts == 2
@@ -306,7 +306,7 @@ async def test_a_ten_paper_thread_digest_takes_five_requests(ready):
     ready.clock.now = dt.datetime(2020, 12, 23, 0, 30, tzinfo=dt.UTC)  # the whole 22nd
     await ready.configure(post_time="00:15", top=10, threshold=0)
     before = len(h.fake.requests)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     posts = [r for r in h.fake.requests[before:] if r.method == "POST"]
     # The header, the thread, and three messages of 4, 4 and 2 papers.
     assert [r.operation_id for r in posts] == [
@@ -344,7 +344,7 @@ async def test_429s_beyond_discord_py_retries_never_fail_a_digest(ready, global_
     h = ready.harness
     await ready.configure(post_time="10:30", style="channel")
     rate_limit(ready, global_=global_, times=12)  # 2.4 times discord.py's 5 tries
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     statuses = [r.status for r in h.fake.requests_to("POST", MESSAGES)]
     assert statuses == [200] + [429] * 12 + [200, 200]
     await assert_posted_once(ready, "channel", parts=2)
@@ -374,10 +374,10 @@ async def test_a_403_sends_one_notice(ready, with_alert_channel):
     mod_log = await alert_channel(ready) if with_alert_channel else None
     refused = f"/channels/{h.channel.id}/messages"
     h.fake.fail_next("POST", refused, 403)
-    await ready.services.deliver_guild(ready.guild_id)
+    await ready.jobs.deliver_guild(ready.guild_id)
     ready.clock.advance(minutes=10)
     h.fake.fail_next("POST", refused, 403)
-    await ready.services.sweep()  # refused again: no second notice for the same digest
+    await ready.jobs.sweep()  # refused again: no second notice for the same digest
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
     assert (record.status, record.attempts) == ("failed", 2)
     assert record.alerted_at is not None
@@ -389,7 +389,7 @@ async def test_a_403_sends_one_notice(ready, with_alert_channel):
         assert h.fake.messages(h.channel) == []
     # Once allowed again, the digest goes out (the notice doesn't count as a part).
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     found = by_part(ready)
     assert sorted(found) == [0, 1, 2]
     assert all(len(messages) == 1 for messages in found.values())
@@ -405,8 +405,8 @@ async def test_a_404_sends_one_notice_to_the_alert_channel_only(ready, with_aler
     mod_log = await alert_channel(ready) if with_alert_channel else None
     await h.fake.delete_channel(papers)
     await h.fake.wait_until(lambda: ready.bot.get_channel(papers.id) is None, 3.0, "delete")
-    await ready.services.deliver_guild(ready.guild_id)
-    assert (await ready.services.guilds.config(ready.guild_id)).paused
+    await ready.jobs.deliver_guild(ready.guild_id)
+    assert (await ready.rt.guild_settings.config(ready.guild_id)).paused
     posts = [r for r in h.fake.requests_to("POST", MESSAGES) if r.status == 200]
     if mod_log is None:
         assert posts == []  # the digest channel is gone: nowhere to tell them
@@ -430,21 +430,17 @@ async def test_an_exhausted_digest_is_failed_by_the_sweep_and_notified_once(read
     monkeypatch.setattr(ready.rt.digest_log, "max_attempts", 2)
     config = await ready.configure(post_time="10:30", style="channel")
     with pytest.raises(ProcessDied):  # attempt 1: the header, then the process dies
-        await ready.services.delivery.deliver(
-            config, DAY, Crashing(ready.bot, step=1, when="before")
-        )
+        await ready.rt.delivery.deliver(config, DAY, Crashing(ready.bot, step=1, when="before"))
     ready.clock.advance(minutes=15)
     await ready.restart()
     with pytest.raises(ProcessDied):  # attempt 2 (the last): dies again at the same message
-        await ready.services.delivery.deliver(
-            config, DAY, Crashing(ready.bot, step=0, when="before")
-        )
+        await ready.rt.delivery.deliver(config, DAY, Crashing(ready.bot, step=0, when="before"))
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
     assert (record.status, record.attempts, len(record.message_ids)) == ("sending", 2, 1)
 
     ready.clock.advance(minutes=15)
     await ready.restart()
-    await ready.services.sweep()
+    await ready.jobs.sweep()
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
     assert record.status == "failed"
     assert record.error == "abandoned after 2 attempts"
@@ -455,7 +451,7 @@ async def test_an_exhausted_digest_is_failed_by_the_sweep_and_notified_once(read
     assert "after 2 attempts; it will not be retried" in notice["content"]
 
     ready.clock.advance(minutes=10)
-    await ready.services.sweep()  # never claimed again, never told twice
+    await ready.jobs.sweep()  # never claimed again, never told twice
     assert [m for m in h.fake.messages(h.channel) if "⚠️" in m["content"]] == [notice]
     assert len(by_part(ready)[0]) == 1
     assert 1 not in by_part(ready)
@@ -480,7 +476,7 @@ async def test_a_dead_owners_digest_is_resumed_at_once_a_live_ones_is_left(ready
     else:
         owner = dataclasses.replace(me, pid=dead_pid(), start="1")
     config = await ready.configure(post_time="10:30", style="thread")
-    delivery = ready.services.delivery
+    delivery = ready.rt.delivery
     delivery.owner = str(owner)  # the claim names that process
     with pytest.raises(ProcessDied):  # the header and the thread, then it stops
         await delivery.deliver(config, DAY, Crashing(ready.bot, step=2, when="before"))
@@ -489,14 +485,15 @@ async def test_a_dead_owners_digest_is_resumed_at_once_a_live_ones_is_left(ready
 
     ready.clock.advance(seconds=5)  # no wait: far from the 10 minutes of a stale claim
     await ready.restart()
-    await ready.services.sweep()
+    delivery.owner = str(me)  # the restarted process names itself in its claims
+    await ready.jobs.sweep()
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
     if owner_alive:
         assert (record.status, record.owner, record.takeovers) == ("sending", str(owner), 0)
         assert sorted(by_part(ready)) == [0]
         # Once the claim goes stale, it is resumed all the same.
         ready.clock.advance(minutes=11)
-        await ready.services.sweep()
+        await ready.jobs.sweep()
         await assert_posted_once(ready, "thread", parts=2)
         assert (await ready.rt.digest_log.get(ready.guild_id, DAY)).attempts == 2
     else:

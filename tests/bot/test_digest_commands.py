@@ -38,7 +38,7 @@ async def test_channel_is_set_when_the_bot_can_post(botworld):
     )
     assert cb.ephemeral
     assert said(cb) == (f"✅ The daily digest will be posted in <#{papers.id}> at **09:00 UTC**.")
-    config = await botworld.services.guilds.config(botworld.guild_id)
+    config = await botworld.rt.guild_settings.config(botworld.guild_id)
     assert config.channel_id == papers.id
     assert botworld.fake.messages(papers) == []  # setting a channel posts nothing
 
@@ -59,7 +59,7 @@ async def test_channel_names_the_missing_permissions(botworld, deny, named):
     assert text.startswith(f"⚠️ I can't post in <#{muted.id}>: I'm missing")
     for name in named:
         assert f"**{name}**" in text
-    assert (await botworld.services.guilds.config(botworld.guild_id)).channel_id is None
+    assert (await botworld.rt.guild_settings.config(botworld.guild_id)).channel_id is None
 
 
 async def test_channel_without_thread_permissions_is_accepted_with_a_note(botworld):
@@ -76,39 +76,39 @@ async def test_channel_without_thread_permissions_is_accepted_with_a_note(botwor
 
 async def test_channel_after_a_deleted_channel_resumes_the_digest(botworld):
     gid = botworld.guild_id
-    await botworld.services.guilds.set_channel(gid, 1234)
+    await botworld.rt.guild_settings.set_channel(gid, 1234)
     await botworld.rt.guilds.update(gid, paused=True, pause_reason="digest channel deleted: x")
     papers = await cached_channel(botworld, "papers")
     _, cb = await botworld.run(
         "digest", "channel", member=botworld.mod, options={"channel": papers}
     )
     assert said(cb).startswith("✅")
-    config = await botworld.services.guilds.config(gid)
+    config = await botworld.rt.guild_settings.config(gid)
     assert config.channel_id == papers.id
     assert not config.paused
 
 
 async def test_channel_keeps_a_moderators_pause(botworld):
     gid = botworld.guild_id
-    await botworld.services.guilds.pause(gid)
+    await botworld.rt.guild_settings.pause(gid)
     papers = await cached_channel(botworld, "papers")
     _, cb = await botworld.run(
         "digest", "channel", member=botworld.mod, options={"channel": papers}
     )
     assert "paused" in said(cb)
-    assert (await botworld.services.guilds.config(gid)).paused
+    assert (await botworld.rt.guild_settings.config(gid)).paused
 
 
 # -- /digest time -----------------------------------------------------------------------------
 
 
 async def test_time_and_zone(botworld):
-    await botworld.services.guilds.set_channel(botworld.guild_id, botworld.harness.channel.id)
+    await botworld.rt.guild_settings.set_channel(botworld.guild_id, botworld.harness.channel.id)
     _, cb = await botworld.run(
         "digest", "time", member=botworld.mod, time="7:30", timezone="europe/paris"
     )
     assert cb.ephemeral
-    config = await botworld.services.guilds.config(botworld.guild_id)
+    config = await botworld.rt.guild_settings.config(botworld.guild_id)
     assert (config.post_time, config.timezone) == ("07:30", "Europe/Paris")
     # 2020-12-23 10:50Z is 11:50 in Paris: the next 07:30 there is 2020-12-24 06:30Z.
     nxt = int(dt.datetime(2020, 12, 24, 6, 30, tzinfo=dt.UTC).timestamp())
@@ -117,14 +117,14 @@ async def test_time_and_zone(botworld):
     )
     # Without a zone the current one is kept.
     await botworld.run("digest", "time", member=botworld.mod, time="18:05")
-    config = await botworld.services.guilds.config(botworld.guild_id)
+    config = await botworld.rt.guild_settings.config(botworld.guild_id)
     assert (config.post_time, config.timezone) == ("18:05", "Europe/Paris")
 
 
 async def test_moving_the_time_later_after_todays_post_announces_tomorrow(botworld):
     await botworld.ingest_reference_day()
     await botworld.configure(post_time="10:30")
-    await botworld.services.deliver_guild(botworld.guild_id)
+    await botworld.jobs.deliver_guild(botworld.guild_id)
     _, cb = await botworld.run("digest", "time", member=botworld.mod, time="18:00")
     # Today's digest is out: the next one is tomorrow's, not today's 18:00.
     nxt = int(dt.datetime(2020, 12, 24, 18, 0, tzinfo=dt.UTC).timestamp())
@@ -139,8 +139,8 @@ async def test_time_without_a_channel_says_what_is_missing(botworld):
         "✅ The digest goes out daily at **08:00** (UTC), once a channel is set with "
         "`/digest channel`."
     )
-    await botworld.services.guilds.set_channel(botworld.guild_id, botworld.harness.channel.id)
-    await botworld.services.guilds.pause(botworld.guild_id)
+    await botworld.rt.guild_settings.set_channel(botworld.guild_id, botworld.harness.channel.id)
+    await botworld.rt.guild_settings.pause(botworld.guild_id)
     _, cb = await botworld.run("digest", "time", member=botworld.mod, time="08:00")
     assert "it is paused: `/digest resume` restarts it" in said(cb)
 
@@ -150,7 +150,7 @@ async def test_time_refuses_what_is_not_hh_mm(botworld, bad):
     _, cb = await botworld.run("digest", "time", member=botworld.mod, time=bad)
     assert cb.ephemeral
     assert "use 24-hour HH:MM" in said(cb)
-    assert (await botworld.services.guilds.config(botworld.guild_id)).post_time == "09:00"
+    assert (await botworld.rt.guild_settings.config(botworld.guild_id)).post_time == "09:00"
 
 
 async def test_bad_zone_gets_suggestions(botworld):
@@ -161,7 +161,7 @@ async def test_bad_zone_gets_suggestions(botworld):
     text = said(cb)
     assert "`Europe/Pariss` is not an IANA time zone" in text
     assert "Did you mean `Europe/Paris`" in text
-    assert (await botworld.services.guilds.config(botworld.guild_id)).post_time == "09:00"
+    assert (await botworld.rt.guild_settings.config(botworld.guild_id)).post_time == "09:00"
 
 
 async def test_zone_autocomplete(botworld):
@@ -194,7 +194,7 @@ async def test_settings_are_stored_and_shown(botworld):
         empty_day="silent",
     )
     assert cb.ephemeral
-    config = await botworld.services.guilds.config(botworld.guild_id)
+    config = await botworld.rt.guild_settings.config(botworld.guild_id)
     assert (config.top_n, config.threshold, config.style, config.empty_day) == (
         3,
         100.5,
@@ -227,7 +227,7 @@ async def test_status_of_a_new_server(botworld):
 async def test_status_shows_next_and_last_post_and_the_sources(botworld):
     await botworld.ingest_reference_day()
     await botworld.configure(post_time="10:30")
-    await botworld.services.deliver_guild(botworld.guild_id)
+    await botworld.jobs.deliver_guild(botworld.guild_id)
     cb = await botworld.reply("digest", "status")
     text = said(cb)
     nxt = int(dt.datetime(2020, 12, 24, 10, 30, tzinfo=dt.UTC).timestamp())
@@ -314,7 +314,7 @@ async def test_status_shows_a_failed_digest(botworld):
     await botworld.ingest_reference_day()
     await botworld.configure(post_time="10:30")
     botworld.fake.fail_next("POST", "/channels/*/messages", 403)
-    await botworld.services.deliver_guild(botworld.guild_id)
+    await botworld.jobs.deliver_guild(botworld.guild_id)
     cb = await botworld.reply("digest", "status")
     text = said(cb)
     assert "Last post: 2020-12-23 — ❌ failed" in text
@@ -329,7 +329,7 @@ async def test_pause_and_resume(botworld):
     _, cb = await botworld.run("digest", "pause", member=botworld.mod)
     assert cb.ephemeral
     assert "paused" in said(cb)
-    config = await botworld.services.guilds.config(botworld.guild_id)
+    config = await botworld.rt.guild_settings.config(botworld.guild_id)
     assert config.paused
     cb = await botworld.reply("digest", "status")
     assert "⏸️ **Paused**: paused by a moderator" in said(cb)
@@ -338,7 +338,7 @@ async def test_pause_and_resume(botworld):
     _, cb = await botworld.run("digest", "resume", member=botworld.mod)
     nxt = int(dt.datetime(2020, 12, 24, 10, 30, tzinfo=dt.UTC).timestamp())
     assert said(cb) == f"✅ The daily digest is back on; next post <t:{nxt}:f>."
-    assert not (await botworld.services.guilds.config(botworld.guild_id)).paused
+    assert not (await botworld.rt.guild_settings.config(botworld.guild_id)).paused
 
 
 async def test_resume_without_a_channel_says_what_is_missing(botworld):
@@ -365,7 +365,7 @@ async def test_preview_is_exactly_what_would_be_posted(botworld, style):
     h = botworld.harness
     assert h.fake.messages(h.channel) == []  # a preview posts nothing publicly
 
-    await botworld.services.deliver_guild(botworld.guild_id)
+    await botworld.jobs.deliver_guild(botworld.guild_id)
     posted = sorted(h.fake.messages(h.channel), key=lambda m: int(m["id"]))
     if style == "thread":
         thread_id = int(posted[0]["id"])
@@ -385,7 +385,7 @@ async def test_preview_of_an_empty_day(botworld):
     assert said(message) == (
         "No hot papers today: no paper in this server's categories reached a score of 50."
     )
-    await botworld.services.guilds.set_options(botworld.guild_id, empty_day="silent")
+    await botworld.rt.guild_settings.set_options(botworld.guild_id, empty_day="silent")
     result, _ = await botworld.run("digest", "preview", member=botworld.mod)
     (message,) = await result.followups(count=1)
     assert said(message) == "Nothing would be posted (empty days are silent)."
@@ -396,14 +396,14 @@ async def test_preview_of_an_empty_day(botworld):
 
 @pytest.mark.parametrize(("sub", "values"), MODERATOR_COMMANDS)
 async def test_moderator_commands_refuse_other_members(botworld, sub, values):
-    before = await botworld.services.guilds.config(botworld.guild_id)
+    before = await botworld.rt.guild_settings.config(botworld.guild_id)
     if sub == "channel":
         values = {"options": {"channel": botworld.harness.channel}}
     _, cb = await botworld.run("digest", sub, member=botworld.reader, **values)
     assert cb.type == 4
     assert cb.ephemeral
     assert said(cb) == "⚠️ You need the **Manage Server** permission to do that."
-    after = await botworld.services.guilds.config(botworld.guild_id)
+    after = await botworld.rt.guild_settings.config(botworld.guild_id)
     assert after == before
 
 

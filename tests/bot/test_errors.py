@@ -25,7 +25,7 @@ def boom(*args, **kwargs):
 
 
 async def test_an_unexpected_error_before_answering_is_generic_and_logged(botworld, caplog):
-    botworld.services.guilds.categories = boom  # type: ignore[method-assign]
+    botworld.rt.guild_settings.categories = boom  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="bot.client"):
         _, cb = await botworld.run("category", "list")
     assert cb.ephemeral
@@ -43,7 +43,7 @@ async def test_an_unexpected_error_after_deferring_replaces_the_public_placehold
     botworld, caplog
 ):
     h = botworld.harness
-    botworld.services.hot = boom  # type: ignore[method-assign]
+    botworld.rt.digests.hot = boom  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="bot.client"):
         result, cb = await botworld.run("hot")
     assert cb.deferred
@@ -61,7 +61,7 @@ async def test_a_moderator_command_failing_after_an_ephemeral_defer(botworld, ca
     async def failing_preview(guild_id):
         raise StorageError(SECRET)
 
-    botworld.services.preview = failing_preview  # type: ignore[method-assign]
+    botworld.rt.delivery.preview = failing_preview  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="bot.client"):
         result, cb = await botworld.run("digest", "preview", member=botworld.mod)
     assert cb.deferred

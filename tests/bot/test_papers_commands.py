@@ -137,7 +137,7 @@ async def test_hot_with_category_and_days(ingested):
 
 
 async def test_hot_uses_the_servers_categories(ingested):
-    await ingested.services.guilds.add_category(ingested.guild_id, "cs.CL")
+    await ingested.rt.guild_settings.add_category(ingested.guild_id, "cs.CL")
     result, _ = await ingested.run("hot", days=2)
     (message,) = await result.followups(count=1)
     assert "Domain specific BERT" in said(message)

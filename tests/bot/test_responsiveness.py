@@ -127,8 +127,8 @@ async def test_commands_answer_while_an_ingestion_writes_thousands_of_mentions(b
 async def test_slow_work_is_deferred_before_the_deadline(botworld, command):
     """A command whose work takes longer than 3 s still acknowledges in time."""
     slow = asyncio.Event()
-    services = botworld.services
-    real_hot, real_preview, real_status = services.hot, services.preview, services.status
+    digests, delivery = botworld.rt.digests, botworld.rt.delivery
+    real_hot, real_preview, real_status = digests.hot, delivery.preview, delivery.status
 
     async def slow_hot(*args, **kwargs):
         await slow.wait()
@@ -142,9 +142,9 @@ async def test_slow_work_is_deferred_before_the_deadline(botworld, command):
         await slow.wait()
         return await real_status(*args, **kwargs)
 
-    services.hot = slow_hot  # type: ignore[method-assign]
-    services.preview = slow_preview  # type: ignore[method-assign]
-    services.status = slow_status  # type: ignore[method-assign]
+    digests.hot = slow_hot  # type: ignore[method-assign]
+    delivery.preview = slow_preview  # type: ignore[method-assign]
+    delivery.status = slow_status  # type: ignore[method-assign]
     result = await botworld.harness.slash(*command, member=botworld.mod)
     callback = await result.response(timeout=DEADLINE)
     assert callback.deferred
@@ -230,12 +230,10 @@ async def test_commands_answer_in_time_on_a_busy_day(botworld, monkeypatch):
 
 async def test_one_papers_score_is_the_one_the_full_ranking_gives(botworld):
     await botworld.ingest_reference_day()
-    services = botworld.services
+    digests = botworld.rt.digests
     now = botworld.clock.now
-    week = await services.rt.digests.build(
-        Window(now - dt.timedelta(days=7), now), threshold=0, top_n=None
-    )
+    week = await digests.build(Window(now - dt.timedelta(days=7), now), threshold=0, top_n=None)
     assert week.papers
     for ranked in week.papers:
-        assert await services.paper_score(ranked.paper.arxiv_id) == ranked
-    assert await services.paper_score("2012.99999") is None
+        assert await digests.paper_score(ranked.paper.arxiv_id) == ranked
+    assert await digests.paper_score("2012.99999") is None

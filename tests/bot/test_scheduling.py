@@ -154,36 +154,36 @@ async def test_jobs_call_the_services(scheduler):
 
 
 async def test_services_rebuild_the_jobs_from_the_database(botworld):
-    services = botworld.services
+    jobs = botworld.jobs
     gid = botworld.guild_id
     await botworld.configure(post_time="07:30", timezone="Europe/Paris")
-    await services.guilds.set_channel(99, 1234)
-    await services.guilds.pause(99)
-    await services.guilds.set_channel(100, 5678)
-    services.start_scheduler(botworld.bot)
+    await botworld.rt.guild_settings.set_channel(99, 1234)
+    await botworld.rt.guild_settings.pause(99)
+    await botworld.rt.guild_settings.set_channel(100, 5678)
+    jobs.start_scheduler()
     try:
         async with asyncio.timeout(3):
-            while services.scheduler is None or not services.scheduler.running:  # noqa: ASYNC110
+            while jobs.scheduler is None or not jobs.scheduler.running:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-        assert services.scheduler.job_ids() == sorted(
+        assert jobs.scheduler.job_ids() == sorted(
             [digest_job_id(gid), "digest:100", INGEST_JOB, SWEEP_JOB]
         )
-        local = services.next_run(gid).astimezone(zoneinfo.ZoneInfo("Europe/Paris"))
+        local = jobs.next_run(gid).astimezone(zoneinfo.ZoneInfo("Europe/Paris"))
         assert local.strftime("%H:%M") == "07:30"
 
         # A moderator changes the time: the job follows at once.
         await botworld.run(
             "digest", "time", member=botworld.mod, time="21:10", timezone="Asia/Tokyo"
         )
-        local = services.next_run(gid).astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+        local = jobs.next_run(gid).astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
         assert local.strftime("%H:%M") == "21:10"
         await botworld.run("digest", "pause", member=botworld.mod)
-        assert digest_job_id(gid) not in services.scheduler.job_ids()
+        assert digest_job_id(gid) not in jobs.scheduler.job_ids()
         await botworld.run("digest", "resume", member=botworld.mod)
-        assert digest_job_id(gid) in services.scheduler.job_ids()
+        assert digest_job_id(gid) in jobs.scheduler.job_ids()
     finally:
-        services.stop_scheduler()
-    assert not services.scheduler.running
+        jobs.stop_scheduler()
+    assert not jobs.scheduler.running
 
 
 async def test_a_scheduler_that_cannot_start_says_so_in_the_log(botworld, caplog, monkeypatch):
@@ -191,8 +191,8 @@ async def test_a_scheduler_that_cannot_start_says_so_in_the_log(botworld, caplog
         raise StorageError("database is locked")
 
     monkeypatch.setattr(botworld.rt.guilds, "active", database_down)
-    botworld.services.start_scheduler(botworld.bot)
+    botworld.jobs.start_scheduler()
     # The start runs in a task nobody awaits: its failure must be logged, not left in it.
-    await asyncio.gather(*botworld.services._tasks)
+    await asyncio.gather(*botworld.jobs._tasks)
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.getMessage().startswith("could not start the scheduler")

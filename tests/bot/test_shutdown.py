@@ -35,14 +35,14 @@ async def held(botworld, monkeypatch):
 
 
 async def test_drain_lets_a_digest_in_flight_finish(held):
-    services = held.services
-    services.start_scheduler(held.bot)
-    delivery = asyncio.create_task(services.deliver_guild(held.guild_id))
+    jobs = held.jobs
+    jobs.start_scheduler()
+    delivery = asyncio.create_task(jobs.deliver_guild(held.guild_id))
     await asyncio.wait_for(held.entered.wait(), 3)
 
-    services.stop_scheduler()
-    assert not services.scheduler.running
-    draining = asyncio.create_task(services.drain(seconds=10))
+    jobs.stop_scheduler()
+    assert not jobs.scheduler.running
+    draining = asyncio.create_task(jobs.drain(seconds=10))
     await asyncio.sleep(0.05)
     assert not draining.done()  # waiting for the digest, not abandoning it
     held.gate.set()
@@ -51,14 +51,14 @@ async def test_drain_lets_a_digest_in_flight_finish(held):
     record = await held.rt.digest_log.get(held.guild_id, DAY)
     assert record.status == "sent"
     assert len(held.fake.messages(held.harness.channel)) == 3  # header and two paper messages
-    assert not services.scheduler._scheduler.running
+    assert not jobs.scheduler._scheduler.running
 
 
 async def test_drain_gives_up_after_its_timeout_and_the_digest_resumes_later(held):
-    services = held.services
-    delivery = asyncio.create_task(services.deliver_guild(held.guild_id))
+    jobs = held.jobs
+    delivery = asyncio.create_task(jobs.deliver_guild(held.guild_id))
     await asyncio.wait_for(held.entered.wait(), 3)
-    await services.drain(seconds=0.1)
+    await jobs.drain(seconds=0.1)
     with pytest.raises(asyncio.CancelledError):
         await delivery
     record = await held.rt.digest_log.get(held.guild_id, DAY)
@@ -68,14 +68,14 @@ async def test_drain_gives_up_after_its_timeout_and_the_digest_resumes_later(hel
     held.gate.set()
     held.clock.advance(minutes=3)  # no heartbeat for more than two minutes: it died
     await held.restart()
-    await held.services.sweep()
+    await held.jobs.sweep()
     record = await held.rt.digest_log.get(held.guild_id, DAY)
     assert record.status == "sent"
     assert len(held.fake.messages(held.harness.channel)) == 3  # header and two paper messages
 
 
 async def test_closing_the_bot_drains_before_the_http_session_closes(held):
-    delivery = asyncio.create_task(held.services.deliver_guild(held.guild_id))
+    delivery = asyncio.create_task(held.jobs.deliver_guild(held.guild_id))
     await asyncio.wait_for(held.entered.wait(), 3)
     closing = asyncio.create_task(held.harness.stop_client(held.bot))
     await asyncio.sleep(0.05)
@@ -90,15 +90,15 @@ async def test_closing_the_bot_drains_before_the_http_session_closes(held):
 
 
 async def test_drain_from_inside_a_tracked_task_does_not_wait_for_itself(botworld):
-    services = botworld.services
+    jobs = botworld.jobs
     finished = asyncio.Event()
 
     async def close_like_a_signal_handler() -> None:
-        await services.drain(seconds=5)
+        await jobs.drain(seconds=5)
         finished.set()
 
     task = asyncio.get_running_loop().create_task(close_like_a_signal_handler())
-    services._track(task)
+    jobs.track(task)
     await asyncio.wait_for(finished.wait(), 1)
 
 
@@ -120,7 +120,7 @@ async def test_closing_the_bot_stops_an_ingestion_before_resources_close(botworl
     held = HeldSource(ingest.sources[0])
     ingest.sources[0] = held
     # The scheduler's ingestion job, as APScheduler runs it.
-    job = asyncio.create_task(botworld.services.ingest())
+    job = asyncio.create_task(botworld.jobs.ingest())
     await asyncio.wait_for(held.entered.wait(), 3)
     caplog.set_level(logging.INFO)
     await asyncio.wait_for(botworld.harness.stop_client(botworld.bot), 10)

@@ -28,7 +28,7 @@ async def test_about_and_category_flow(botworld):
     assert cb.ephemeral
     assert "Manage Server" in str(cb.embeds)
 
-    assert await botworld.services.guilds.categories(botworld.guild_id) == ["cs.LG"]
+    assert await botworld.rt.guild_settings.categories(botworld.guild_id) == ["cs.LG"]
 
 
 async def test_paper_and_hot(botworld):

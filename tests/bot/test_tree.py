@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import pkgutil
 import re
 from types import SimpleNamespace
@@ -15,16 +16,14 @@ from bot.client import COGS, HotPapersBot, intents, require_manage_guild
 from bot.settings import Settings
 
 
-class NoServices:
-    """Enough of ``Services`` to load the cogs without a database."""
+class NoRuntime:
+    """Enough of a ``Runtime`` to load the cogs (and build the idle jobs) without a database."""
 
     settings = Settings()
 
-    def stop_scheduler(self) -> None:
-        pass
-
-    async def drain(self) -> None:
-        pass
+    @staticmethod
+    def clock() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
 
 
 NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -39,7 +38,7 @@ def walk(commands):
 
 
 async def test_every_cog_loads_and_no_command_names_clash():
-    bot = HotPapersBot(NoServices(), schedule=False)  # type: ignore[arg-type]
+    bot = HotPapersBot(NoRuntime(), schedule=False)  # type: ignore[arg-type]
     assert sorted(COGS) == sorted(
         f"cogs.{m.name}" for m in pkgutil.iter_modules(cogs.__path__) if not m.name.startswith("_")
     )
@@ -79,7 +78,7 @@ async def test_every_cog_loads_and_no_command_names_clash():
 
 
 async def test_moderator_commands_carry_the_runtime_check():
-    bot = HotPapersBot(NoServices(), schedule=False)  # type: ignore[arg-type]
+    bot = HotPapersBot(NoRuntime(), schedule=False)  # type: ignore[arg-type]
     await bot.setup_hook()
     moderator = {
         "category add",
@@ -159,7 +158,7 @@ async def test_no_message_the_bot_sends_can_ping(botworld):
         if callback.deferred:
             # The preview is the post's messages: a header and one message of 4 papers.
             await result.followups(count=2 if path == ("digest", "preview") else 1)
-    await botworld.services.deliver_guild(botworld.guild_id)
+    await botworld.jobs.deliver_guild(botworld.guild_id)
     fake = botworld.fake
     sent = [
         r

@@ -23,7 +23,7 @@ from bot.core.errors import (
     MissingPermissionsError,
     StorageError,
 )
-from bot.core.models import AlertKind, Digest
+from bot.core.models import AlertKind, Digest, EmptyReason
 from bot.services.delivery import DeliveryAlert, DeliveryService, Publisher, Style
 from bot.services.digests import DigestService
 from bot.settings import DigestSettings, RankingSettings
@@ -34,6 +34,7 @@ from bot.storage.mentions import MentionRepository
 from bot.storage.papers import PaperRepository
 from bot.storage.runs import RunRepository
 from bot.ui.embeds import pack
+from bot.ui.messages import empty_text
 from tests.storage.factories import make_mention, make_paper
 
 UTC = dt.UTC
@@ -177,9 +178,10 @@ class FakePublisher:
         )
 
     async def send_empty(
-        self, channel_id: int, day: dt.date, text: str, *, nonce: str | None
+        self, channel_id: int, day: dt.date, reason: EmptyReason, *, nonce: str | None
     ) -> int:
         self.calls.append(("send_empty", channel_id, nonce))
+        text = empty_text(reason)  # what members read, as the real publisher renders it
         return self._post(
             "send_empty", channel_id, kind="empty", marker=(day, 0), nonce=nonce, text=text
         )
