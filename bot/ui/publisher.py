@@ -114,6 +114,7 @@ class DiscordPublisher:
         # global limit, however many digests are under way.
         self.budget = budget or contextlib.nullcontext()
         self.max_wait = max_wait
+        self._index: dict[int, object] | None = None
 
     async def _call(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         """One REST call within the budget. A 429 that discord.py gave up on (global or per
@@ -136,8 +137,28 @@ class DiscordPublisher:
             await asyncio.sleep(retry_after)
             waited += retry_after
 
+    def _cached(self, channel_id: int) -> object | None:
+        """A channel or thread the client knows, found in O(1).
+
+        discord.py's ``get_channel`` walks every guild: at ten thousand servers posting at once
+        that is a hundred million look-ups. The text channels of every guild are indexed once;
+        others (threads, channels created since) are found the slow way once, then kept.
+        """
+        if self._index is None:
+            self._index = {
+                channel.id: channel
+                for guild in self.client.guilds
+                for channel in guild.text_channels
+            }
+        found = self._index.get(channel_id)
+        if found is None:
+            found = self.client.get_channel(channel_id)
+            if found is not None:
+                self._index[channel_id] = found
+        return found
+
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
-        channel = self.client.get_channel(channel_id)
+        channel = self._cached(channel_id)
         if channel is None:
             try:
                 channel = await self._call(
@@ -205,6 +226,8 @@ class DiscordPublisher:
             return None
         except NETWORK_ERRORS as exc:
             raise _unreachable(exc, f"opening a thread in {channel_id}") from exc
+        if self._index is not None:
+            self._index[thread.id] = thread
         return thread.id
 
     def pack(self, count: int) -> list[tuple[int, ...]]:
