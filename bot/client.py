@@ -165,9 +165,9 @@ class HotPapersBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         settings = self.rt.settings.discord
-        # The one request budget of every send, a bucket of one second's worth: bursts never
-        # exceed the per-second pace.
-        budget = AsyncLimiter(settings.requests_per_second, 1.0)
+        # The one request budget of every send, paced one request at a time (a bucket of one):
+        # a burst would let more than 50 through in some second of a sliding window.
+        budget = AsyncLimiter(1, 1.0 / settings.requests_per_second)
         self._jobs = Jobs(self.rt, DiscordPublisher(self, budget))
         for name in COGS:
             await self.load_extension(name)
