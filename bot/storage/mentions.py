@@ -69,15 +69,7 @@ class MentionRepository:
             async with self._db.write() as conn:
                 await conn.execute(stmt, [_mention_row(m, fetched_at) for m in batch])
                 ids = await self._replace_links(conn, batch)
-                snapshot = insert_for(self._db, mention_metrics)
-                snapshot = snapshot.on_conflict_do_update(
-                    index_elements=[mention_metrics.c.mention_id, mention_metrics.c.fetched_at],
-                    set_={name: snapshot.excluded[name] for name in METRIC_COLUMNS},
-                )
-                await conn.execute(
-                    snapshot,
-                    [_metrics_row(ids[m.source, m.post_id], fetched_at, m) for m in batch],
-                )
+                await self._snapshots(conn, ids, batch, fetched_at)
         log.debug("stored %d mentions fetched at %s", len(unique), fetched_at)
         return len(unique)
 
@@ -100,6 +92,23 @@ class MentionRepository:
                 await conn.execute(stmt, [_mention_row(m, seen_at) for m in batch])
                 await self._replace_links(conn, batch)
         return len(unique)
+
+    async def _snapshots(
+        self,
+        conn: Any,
+        ids: Mapping[tuple[str, str], int],
+        batch: Iterable[Mention],
+        fetched_at: dt.datetime,
+    ) -> None:
+        """One metrics snapshot per post at ``fetched_at`` (the same fetch again overwrites)."""
+        snapshot = insert_for(self._db, mention_metrics)
+        snapshot = snapshot.on_conflict_do_update(
+            index_elements=[mention_metrics.c.mention_id, mention_metrics.c.fetched_at],
+            set_={name: snapshot.excluded[name] for name in METRIC_COLUMNS},
+        )
+        await conn.execute(
+            snapshot, [_metrics_row(ids[m.source, m.post_id], fetched_at, m) for m in batch]
+        )
 
     async def _replace_links(self, conn: Any, batch: list[Mention]) -> dict[tuple[str, str], int]:
         keys = [(m.source, m.post_id) for m in batch]
@@ -159,15 +168,7 @@ class MentionRepository:
                         for m in present
                     ],
                 )
-                snapshot = insert_for(self._db, mention_metrics)
-                snapshot = snapshot.on_conflict_do_update(
-                    index_elements=[mention_metrics.c.mention_id, mention_metrics.c.fetched_at],
-                    set_={name: snapshot.excluded[name] for name in METRIC_COLUMNS},
-                )
-                await conn.execute(
-                    snapshot,
-                    [_metrics_row(ids[m.source, m.post_id], fetched_at, m) for m in present],
-                )
+                await self._snapshots(conn, ids, present, fetched_at)
                 updated += len(present)
         return updated
 
