@@ -41,7 +41,8 @@ class Jobs:
         self._tasks: set[asyncio.Task[object]] = set()
         # Guilds whose digest this process is posting now: a sweep or a second job skips them.
         self._delivering: set[int] = set()
-        # Digests under way at once (``discord.max_concurrent_digests``): a memory bound only.
+        # Digests under way at once (``discord.max_concurrent_digests``): bounds memory and the
+        # writers waiting on the database, not the pace (the request budget sets that).
         self._delivery_slots = asyncio.Semaphore(rt.settings.discord.max_concurrent_digests)
         self._ingesting: asyncio.Task[None] | None = None
         self._recovered = False

@@ -110,9 +110,10 @@ class DiscordSettings(Section):
     # The bot's one budget of REST requests, shared by every digest: a little under Discord's
     # global 50 per second (interaction answers don't count against it).
     requests_per_second: float = Field(45.0, gt=0, le=50)
-    # Digests being posted at once. The budget above sets the pace; this only bounds memory
-    # (each digest waiting its turn holds its papers).
-    max_concurrent_digests: int = Field(2000, ge=1)
+    # Digests being posted at once. The budget above sets the pace (about nine digests a
+    # second); this bounds memory and the writers queued on SQLite's one write lock (2,000 at
+    # once ran into "database is locked" at 10,000 servers).
+    max_concurrent_digests: int = Field(256, ge=1)
 
 
 class DigestSettings(Section):
