@@ -101,7 +101,12 @@ class Publisher(Protocol):
     async def send_alert(self, channel_id: int, alert: DeliveryAlert) -> int: ...
 
     async def find_own(
-        self, channel_id: int, day: dt.date, *, after: int | None = None
+        self,
+        channel_id: int,
+        day: dt.date,
+        *,
+        after: int | None = None,
+        since: dt.datetime | None = None,
     ) -> dict[int, int]: ...
 
 
@@ -125,6 +130,13 @@ class DeliveryResult:
     status: Literal["sent", "empty", "failed", "skipped"]
     papers: int = 0
     detail: str = ""
+
+
+def earliest_post(day: dt.date) -> dt.datetime:
+    """The earliest instant a digest of local date ``day`` can have been posted: midnight in
+    the easternmost time zone (UTC+14). Whatever the guild's time zone or post time was on
+    an earlier attempt, its messages are not older than this."""
+    return dt.datetime.combine(day, dt.time(), dt.UTC) - dt.timedelta(hours=14)
 
 
 def empty_reason(
@@ -194,18 +206,20 @@ class DeliveryService:
         """
         now = now or self.clock()
         grace = dt.timedelta(hours=self.settings.grace_hours)
-        due: list[tuple[GuildConfig, dt.date]] = []
+        slots = []
         for config in await self.guilds.active():
             slot = self.last_slot(config, now)
-            if now - slot > grace:
-                continue
-            day = local_date(slot, config.timezone)
-            record = await self.log.get(config.guild_id, day)
-            if record is None:
+            if now - slot <= grace:
+                slots.append((config, slot, local_date(slot, config.timezone)))
+        states = await self.log.states({day for _config, _slot, day in slots})
+        due: list[tuple[GuildConfig, dt.date]] = []
+        for config, slot, day in slots:
+            state = states.get((config.guild_id, day))
+            if state is None:
                 if config.active_since is not None and slot < config.active_since:
                     continue
                 due.append((config, day))
-            elif record.status in (DigestState.PENDING, DigestState.FAILED, DigestState.SENDING):
+            elif state in (DigestState.PENDING, DigestState.FAILED, DigestState.SENDING):
                 due.append((config, day))
         return due
 
@@ -242,12 +256,29 @@ class DeliveryService:
         gid = config.guild_id
         if config.channel_id is None or config.paused:
             return DeliveryResult(gid, day, "skipped", detail="no channel or paused")
-        record = await self.log.begin(gid, day, now=now, owner=self.owner)
-        if record is None:
+        # Built before the claim, so that the claim records its papers in the same write: a
+        # fan-out of thousands of digests costs two writes each (claim, outcome) plus one per
+        # extra message. A digest that can't be built is still claimed, and failed below.
+        fresh: Digest | None = None
+        try:
+            fresh = await self.build(config, now)
+        except Exception:
+            log.exception("guild %s: building the digest for %s failed", gid, day)
+        ids = [r.paper.arxiv_id for r in fresh.papers] if fresh is not None else []
+        claimed = await self.log.claim(gid, day, papers=ids, now=now, owner=self.owner)
+        if claimed is None:
             return DeliveryResult(gid, day, "skipped", detail="already posted or in progress")
+        record, planned = claimed
         try:
             async with self._heartbeat(record):
-                return await self._send(config, day, record, publisher, now)
+                if planned and (fresh is None or planned != ids):
+                    # An earlier attempt chose these papers (and may have posted some): keep
+                    # them, so a retry neither repeats nor drops one, and the cooldown doesn't
+                    # hide them.
+                    fresh = await self._planned_digest(config, record, now, planned)
+                if fresh is None:
+                    raise DeliveryError("the digest could not be built (see the bot's log)")
+                return await self._send(config, day, record, fresh, publisher)
         except ChannelGoneError as exc:
             await self.guilds.update(
                 gid, paused=True, pause_reason=f"{CHANNEL_GONE_REASON}: {exc.message}"
@@ -411,8 +442,8 @@ class DeliveryService:
         config: GuildConfig,
         day: dt.date,
         record: DigestRecord,
+        digest: Digest,
         publisher: Publisher,
-        now: dt.datetime,
     ) -> DeliveryResult:
         gid = config.guild_id
         channel = config.channel_id
@@ -425,16 +456,6 @@ class DeliveryService:
             if required:
                 raise MissingPermissionsError(", ".join(required), tuple(required))
         no_thread = [m.removeprefix("(thread) ") for m in missing if m.startswith("(thread)")]
-        planned = await self.log.planned(record.id)
-        if planned:
-            # An earlier attempt chose these papers (and may have posted some): keep them, so
-            # a retry neither repeats nor drops one, and the cooldown doesn't hide them.
-            digest = await self._planned_digest(config, record, now, planned)
-        else:
-            digest = await self.build(config, now)
-            if digest.papers:
-                ids = [r.paper.arxiv_id for r in digest.papers]
-                await self.log.record_papers(record.id, gid, ids, now)
 
         def nonce() -> str:
             # The same message of the same guild's digest of the day gets the same nonce on
@@ -442,15 +463,16 @@ class DeliveryService:
             key = f"{gid}:{day.isoformat()}:{len(sent)}".encode()
             return hashlib.blake2s(key, digest_size=12).hexdigest()
 
-        async def sent_one(message_id: int) -> None:
+        async def sent_one(message_id: int, *, last: bool = False) -> None:
             sent.append(message_id)
-            await self.log.add_message(record.id, message_id, now=self.clock())
+            if not last:  # the last one is recorded with the outcome, in the same write
+                await self.log.add_message(record.id, message_id, now=self.clock())
 
         # Resuming (a crash, a takeover, a retry after a 5xx): first ask Discord what it holds
         # that was never recorded, past the few minutes in which it honours a nonce.
         resuming = record.attempts > 1 or record.takeovers > 0 or bool(sent)
         if resuming and not sent:
-            found = await publisher.find_own(channel, day)
+            found = await publisher.find_own(channel, day, since=earliest_post(day))
             if 0 in found:
                 log.info("guild %s: digest %s header found on Discord, recorded", gid, day)
                 await sent_one(found[0])
@@ -459,16 +481,20 @@ class DeliveryService:
             if config.empty_day == EmptyDay.MESSAGE and not sent:
                 threshold = self.threshold(config)
                 reason = empty_reason(digest, day, threshold, arxiv_quiet=await self.arxiv_quiet())
-                await sent_one(await publisher.send_empty(channel, day, reason, nonce=nonce()))
-            await self.log.finish(record.id, DigestState.EMPTY, now=self.clock())
+                await sent_one(
+                    await publisher.send_empty(channel, day, reason, nonce=nonce()), last=True
+                )
+            await self.log.finish(record.id, DigestState.EMPTY, message_ids=sent, now=self.clock())
             return DeliveryResult(gid, day, "empty")
 
         if style == DigestStyle.COMPACT:
             if not sent:
-                await sent_one(
-                    await publisher.send_compact(channel, digest, config.categories, nonce=nonce())
+                message_id = await publisher.send_compact(
+                    channel, digest, config.categories, nonce=nonce()
                 )
+                await sent_one(message_id, last=True)
         else:
+            groups = publisher.pack(len(digest.papers))
             if not sent:
                 await sent_one(
                     await publisher.send_header(channel, digest, config.categories, nonce=nonce())
@@ -484,10 +510,11 @@ class DeliveryService:
                     channel, sent[0], f"Hot Papers {day.isoformat()}"
                 )
                 target = thread or channel
-            groups = publisher.pack(len(digest.papers))
-            if resuming and len(sent) <= len(groups):
-                found = await publisher.find_own(target, day, after=sent[-1])
-                while len(sent) in found:
+
+            async def reconcile(where: int) -> None:
+                """Record the parts an earlier attempt posted in ``where`` after the last recorded."""
+                found = await publisher.find_own(where, day, after=sent[-1])
+                while len(sent) in found and len(sent) <= len(groups):
                     log.info(
                         "guild %s: digest %s part %d found on Discord, recorded",
                         gid,
@@ -495,17 +522,21 @@ class DeliveryService:
                         len(sent),
                     )
                     await sent_one(found[len(sent)])
-            for part in range(len(sent), len(groups) + 1):
-                indices = groups[part - 1]
+
+            if resuming and len(sent) <= len(groups):
+                await reconcile(target)
+            while len(sent) <= len(groups):
+                part = len(sent)
                 try:
                     message_id = await publisher.send_papers(
-                        target, digest, indices, part, len(groups), nonce=nonce()
+                        target, digest, groups[part - 1], part, len(groups), nonce=nonce()
                     )
                 except (ChannelGoneError, MissingPermissionsError) as exc:
                     if target == channel:
                         raise
                     # The thread, not the channel, is gone or closed to the bot: finish the
-                    # digest in the channel rather than fail (or pause) it.
+                    # digest in the channel rather than fail (or pause) it. An earlier attempt
+                    # may have come this way already: what it left there is not posted again.
                     log.warning(
                         "guild %s: digest thread %s refused a message (%s): the rest go in "
                         "the channel",
@@ -514,12 +545,15 @@ class DeliveryService:
                         exc.message,
                     )
                     target = channel
-                    message_id = await publisher.send_papers(
-                        target, digest, indices, part, len(groups), nonce=nonce()
-                    )
-                await sent_one(message_id)
+                    await reconcile(channel)
+                    continue
+                await sent_one(message_id, last=part == len(groups))
         await self.log.finish(
-            record.id, DigestState.SENT, paper_count=len(digest.papers), now=self.clock()
+            record.id,
+            DigestState.SENT,
+            paper_count=len(digest.papers),
+            message_ids=sent,
+            now=self.clock(),
         )
         return DeliveryResult(gid, day, "sent", papers=len(digest.papers))
 

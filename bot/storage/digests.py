@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,25 @@ class DigestRepository:
         ``sending``; and nothing after ``max_attempts`` (a send that crashes the bot each time
         must not loop forever).
         """
+        claimed = await self.claim(guild_id, date, now=now, owner=owner)
+        return None if claimed is None else claimed[0]
+
+    async def claim(
+        self,
+        guild_id: int,
+        date: dt.date,
+        *,
+        papers: Sequence[str] = (),
+        now: dt.datetime | None = None,
+        owner: str | None = None,
+    ) -> tuple[DigestRecord, list[str]] | None:
+        """:meth:`begin`, and the digest's papers, in one write transaction.
+
+        Returns the claimed record and the papers it carries: those an earlier attempt planned
+        (it may have posted some), else ``papers``, recorded now in rank order. None when the
+        digest must not be sent now. One transaction for both keeps a fan-out of thousands of
+        digests to a few writes each.
+        """
         now = self._now(now)
         claim = {
             "status": SENDING,
@@ -174,7 +193,11 @@ class DigestRepository:
                 if not claimed.rowcount:
                     return None
             record = await _fetch(conn, guild_id, date)
-        assert record is not None
+            assert record is not None
+            planned = [] if inserted.rowcount else await _planned(conn, record.id)
+            if not planned and papers:
+                planned = list(dict.fromkeys(papers))
+                await _record_papers(self._db, conn, record.id, guild_id, planned, now)
         if record.attempts > 1:
             log.info(
                 "digest %s for guild %s on %s claimed again (attempt %d, %d messages already sent)",
@@ -184,11 +207,11 @@ class DigestRepository:
                 record.attempts,
                 len(record.message_ids),
             )
-        return record
+        return record, planned
 
     async def add_message(
         self, digest_id: int, message_id: int, *, now: dt.datetime | None = None
-    ) -> DigestRecord:
+    ) -> None:
         """Record a message Discord confirmed as sent (and that the sender is alive)."""
         now = self._now(now)
         async with self._db.write() as conn:
@@ -207,7 +230,6 @@ class DigestRepository:
                 .where(digests.c.id == digest_id)
                 .values(message_ids=ids, heartbeat_at=now)
             )
-            return await _fetch_id(conn, digest_id)
 
     async def release_abandoned(
         self,
@@ -338,23 +360,28 @@ class DigestRepository:
         error: str | None = None,
         paper_count: int = 0,
         *,
+        message_ids: Sequence[int] | None = None,
         now: dt.datetime | None = None,
     ) -> DigestRecord:
-        """Record the outcome: ``sent``, ``empty`` (nothing to post) or ``failed``."""
+        """Record the outcome: ``sent``, ``empty`` (nothing to post) or ``failed``.
+
+        ``message_ids``: every message of the digest, when the last one is recorded with the
+        outcome (one write instead of two; a crash before it is reconciled like any other)."""
         if status not in FINISHED_STATUSES:
             raise ValueError(f"a digest finishes as one of {FINISHED_STATUSES}, not {status!r}")
         now = self._now(now)
+        values: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "paper_count": paper_count,
+            "finished_at": now,
+            "heartbeat_at": now,
+        }
+        if message_ids is not None:
+            values["message_ids"] = list(dict.fromkeys(message_ids))
         async with self._db.write() as conn:
             result = await conn.execute(
-                update(digests)
-                .where(digests.c.id == digest_id)
-                .values(
-                    status=status,
-                    error=error,
-                    paper_count=paper_count,
-                    finished_at=now,
-                    heartbeat_at=now,
-                )
+                update(digests).where(digests.c.id == digest_id).values(**values)
             )
             if not result.rowcount:
                 raise StorageError(f"no digest with id {digest_id}")
@@ -380,32 +407,28 @@ class DigestRepository:
         self, digest_id: int, guild_id: int, arxiv_ids: Iterable[str], at: dt.datetime
     ) -> None:
         """Remember which papers a digest showed, in rank order (idempotent on resume)."""
-        at = aware(at, "at")
-        rows = [
-            {
-                "digest_id": digest_id,
-                "guild_id": guild_id,
-                "arxiv_id": arxiv_id,
-                "rank": rank,
-                "posted_at": at,
-            }
-            for rank, arxiv_id in enumerate(dict.fromkeys(arxiv_ids), start=1)
-        ]
-        for batch in chunked(rows):
-            async with self._db.write() as conn:
-                await conn.execute(
-                    insert_for(self._db, digest_papers).on_conflict_do_nothing(), batch
-                )
+        async with self._db.write() as conn:
+            await _record_papers(
+                self._db, conn, digest_id, guild_id, dict.fromkeys(arxiv_ids), aware(at, "at")
+            )
 
     async def planned(self, digest_id: int) -> list[str]:
         """The papers a digest recorded before its first message, in rank order."""
-        stmt = (
-            select(digest_papers.c.arxiv_id)
-            .where(digest_papers.c.digest_id == digest_id)
-            .order_by(digest_papers.c.rank)
+        async with self._db.read() as conn:
+            return await _planned(conn, digest_id)
+
+    async def states(self, dates: Iterable[dt.date]) -> dict[tuple[int, dt.date], str]:
+        """The status of every guild's digest on ``dates``, in one query (the sweep asks for
+        thousands of guilds at once)."""
+        days = sorted(set(dates))
+        if not days:
+            return {}
+        stmt = select(digests.c.guild_id, digests.c.digest_date, digests.c.status).where(
+            digests.c.digest_date.in_(days)
         )
         async with self._db.read() as conn:
-            return list((await conn.execute(stmt)).scalars())
+            rows = (await conn.execute(stmt)).all()
+        return {(row.guild_id, row.digest_date): row.status for row in rows}
 
     async def recently_posted(self, guild_id: int, since: dt.datetime) -> set[str]:
         """Papers shown to the guild at or after ``since`` (to avoid repeating them).
@@ -425,6 +448,37 @@ class DigestRepository:
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).all()
         return {row.arxiv_id for row in rows if row.status == SENT or row.message_ids}
+
+
+async def _planned(conn: AsyncConnection, digest_id: int) -> list[str]:
+    stmt = (
+        select(digest_papers.c.arxiv_id)
+        .where(digest_papers.c.digest_id == digest_id)
+        .order_by(digest_papers.c.rank)
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
+async def _record_papers(
+    db: Database,
+    conn: AsyncConnection,
+    digest_id: int,
+    guild_id: int,
+    arxiv_ids: Iterable[str],
+    at: dt.datetime,
+) -> None:
+    rows = [
+        {
+            "digest_id": digest_id,
+            "guild_id": guild_id,
+            "arxiv_id": arxiv_id,
+            "rank": rank,
+            "posted_at": at,
+        }
+        for rank, arxiv_id in enumerate(arxiv_ids, start=1)
+    ]
+    for batch in chunked(rows):
+        await conn.execute(insert_for(db, digest_papers).on_conflict_do_nothing(), batch)
 
 
 async def _fetch(conn: AsyncConnection, guild_id: int, date: dt.date) -> DigestRecord | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -42,6 +43,9 @@ THREAD_NEEDED = {
     "read_message_history": "Read Message History",
 }
 NO_PINGS = discord.AllowedMentions.none()
+# Reading a digest's messages back (find_own): at most this many, a request per PAGE.
+FIND_LIMIT = 500
+PAGE = 100
 # How long one call may keep waiting out 429s before the digest is left to the next sweep.
 RATE_LIMIT_MAX_WAIT = 900.0
 T = TypeVar("T")
@@ -247,11 +251,20 @@ class DiscordPublisher:
         return await self._send(target_id, nonce, embeds=embeds, view=view)
 
     async def find_own(
-        self, channel_id: int, day: dt.date, *, after: int | None = None, limit: int = 50
+        self,
+        channel_id: int,
+        day: dt.date,
+        *,
+        after: int | None = None,
+        since: dt.datetime | None = None,
     ) -> dict[int, int]:
         """The bot's own messages of ``day``'s digest in a channel or thread, by part (0: the
-        header), read back from Discord: after message ``after``, or among the latest
-        ``limit``. A channel or thread that doesn't exist (yet) holds none."""
+        header), read back from Discord.
+
+        ``after``: the messages after that one, oldest first. Otherwise the newest back to
+        ``since`` (or the newest :data:`FIND_LIMIT`), stopping at the header. At most
+        :data:`FIND_LIMIT` messages are read (a request per 100). A channel or thread that
+        doesn't exist (yet) holds none."""
         me = self.client.user
         if me is None:
             return {}
@@ -262,12 +275,34 @@ class DiscordPublisher:
         if not isinstance(channel, discord.abc.Messageable):
             return {}
 
-        async def read() -> list[discord.Message]:
-            start = discord.Object(id=after) if after is not None else None
-            return [m async for m in channel.history(limit=limit, after=start)]
+        def own_part(message: discord.Message) -> int | None:
+            if message.author.id != me.id:
+                return None
+            marker = read_marker(
+                message.content, [e.footer.text for e in message.embeds if e.footer.text]
+            )
+            return marker[1] if marker is not None and marker[0] == day else None
 
+        async def page(
+            before: discord.Object | None, start: discord.Object | None
+        ) -> list[discord.Message]:
+            # One request: up to 100 messages, newest first, or oldest first after ``start``.
+            return [m async for m in channel.history(limit=PAGE, before=before, after=start)]
+
+        messages: list[discord.Message] = []
+        cursor = discord.Object(id=after) if after is not None else None
         try:
-            messages = await self._call(f"reading {channel_id}", read)
+            while len(messages) < FIND_LIMIT:
+                # A request per page, each within the budget.
+                bounds = (None, cursor) if after is not None else (cursor, None)
+                batch = await self._call(f"reading {channel_id}", functools.partial(page, *bounds))
+                if after is None and since is not None:
+                    batch = [m for m in batch if m.created_at >= since]
+                messages.extend(batch)
+                done = after is None and any(own_part(m) == 0 for m in batch)
+                if len(batch) < PAGE or done:
+                    break  # the end, or the header (what a digest posted is after it)
+                cursor = discord.Object(id=batch[-1].id)
         except discord.NotFound:
             return {}
         except discord.Forbidden as exc:
@@ -282,13 +317,9 @@ class DiscordPublisher:
             raise _unreachable(exc, f"reading {channel_id}") from exc
         found: dict[int, int] = {}
         for message in sorted(messages, key=lambda m: m.id):
-            if message.author.id != me.id:
-                continue
-            marker = read_marker(
-                message.content, [e.footer.text for e in message.embeds if e.footer.text]
-            )
-            if marker is not None and marker[0] == day:
-                found.setdefault(marker[1], message.id)
+            part = own_part(message)
+            if part is not None:
+                found.setdefault(part, message.id)
         return found
 
     async def send_compact(

@@ -177,7 +177,7 @@ async def test_an_interrupted_digest_resumes_past_the_nonce_window_with_every_pa
         with pytest.raises(ProcessDied):
             await delivery.deliver(config, DAY, Crashing(ready.bot, step=step, when="after"))
     else:
-        real = ready.rt.digest_log.add_message
+        add_message, finish = ready.rt.digest_log.add_message, ready.rt.digest_log.finish
         calls = 0
 
         async def dies_before_recording(*args: Any, **kwargs: Any) -> Any:
@@ -185,9 +185,19 @@ async def test_an_interrupted_digest_resumes_past_the_nonce_window_with_every_pa
             calls += 1
             if calls == message_index + 1:
                 raise ProcessDied
-            return await real(*args, **kwargs)
+            return await add_message(*args, **kwargs)
+
+        async def dies_before_finishing(*args: Any, **kwargs: Any) -> Any:
+            # The last message is recorded with the outcome, in the same write.
+            nonlocal calls
+            if kwargs.get("message_ids"):
+                calls += 1
+                if calls == message_index + 1:
+                    raise ProcessDied
+            return await finish(*args, **kwargs)
 
         monkeypatch.setattr(ready.rt.digest_log, "add_message", dies_before_recording)
+        monkeypatch.setattr(ready.rt.digest_log, "finish", dies_before_finishing)
         with pytest.raises(ProcessDied):
             await delivery.deliver(config, DAY, ready.jobs.publisher)
     record = await ready.rt.digest_log.get(ready.guild_id, DAY)
@@ -590,3 +600,85 @@ def _config(guild_id: int) -> GuildConfig:
         created_at=at,
         updated_at=at,
     )
+
+
+# -- reading back a busy channel, and a thread that refuses --------------------------------------
+
+
+@pytest.mark.parametrize("style", ["channel", "compact"])
+async def test_an_unrecorded_header_is_found_under_hundreds_of_members_messages(
+    ready, monkeypatch, style
+):
+    """Discord stored the digest's first message, its answer was lost and the process died;
+    by the restart members have written 260 messages after it (more than one page, and more
+    than the 50 a single read returns). The header is still found, nothing is posted twice."""
+    h = ready.harness
+    config = await ready.configure(post_time="10:30", style=style)
+    with pytest.raises(ProcessDied):
+        await ready.rt.delivery.deliver(config, DAY, Crashing(ready.bot, step=0, when="after"))
+    member = h.member(name="chatty")
+    for n in range(260):
+        h.world.store_message(
+            h.world.build_message(h.channel.id, {"content": f"msg {n}"}, author=member.user)
+        )
+    past_the_nonce_window(ready)
+    await ready.restart()
+    reads_before = len(h.fake.requests_to("GET", MESSAGES))
+    await ready.jobs.sweep()
+    reads = h.fake.requests_to("GET", MESSAGES)[reads_before:]
+    assert len(reads) >= 3  # three pages back to the header
+    await assert_posted_once(ready, style, parts=PARTS[style])
+
+
+async def test_reading_back_stops_at_the_days_start_in_a_quiet_channel(ready):
+    """With nothing of the digest on Discord, one page is read, not the whole history."""
+    h = ready.harness
+    config = await ready.configure(post_time="10:30", style="channel")
+    with pytest.raises(ProcessDied):
+        await ready.rt.delivery.deliver(config, DAY, Crashing(ready.bot, step=0, when="before"))
+    past_the_nonce_window(ready)
+    await ready.restart()
+    reads_before = len(h.fake.requests_to("GET", MESSAGES))
+    await ready.jobs.sweep()
+    assert len(h.fake.requests_to("GET", MESSAGES)) - reads_before <= 2
+    await assert_posted_once(ready, "channel", parts=2)
+
+
+class ThreadRefuses(DiscordPublisher):
+    """The thread refuses every paper message (archived and locked, or Send Messages in
+    Threads taken away); the process dies after the ``die_after``-th message sent meanwhile."""
+
+    def __init__(self, client: Any, *, die_after: int | None) -> None:
+        super().__init__(client)
+        self.die_after, self.sent = die_after, 0
+
+    async def _send(self, channel_id: int, nonce: str | None, **kwargs: object) -> int:
+        from bot.core.errors import MissingPermissionsError
+
+        channel = self.client.get_channel(channel_id)
+        if channel is not None and getattr(channel, "parent_id", None) is not None:
+            raise MissingPermissionsError("Send Messages in Threads")
+        message_id = await super()._send(channel_id, nonce, **kwargs)
+        self.sent += 1
+        if self.die_after is not None and self.sent == self.die_after:
+            raise ProcessDied
+        return message_id
+
+
+async def test_papers_that_fell_back_to_the_channel_are_not_posted_again_on_resume(ready):
+    """The thread refused, part 1 went to the channel, the process died before recording it;
+    on resume the thread refuses again, and part 1 is found in the channel, not sent twice."""
+    config = await ready.configure(post_time="10:30", style="thread")
+    with pytest.raises(ProcessDied):
+        await ready.rt.delivery.deliver(config, DAY, ThreadRefuses(ready.bot, die_after=2))
+    past_the_nonce_window(ready)
+    await ready.restart()
+    result = await ready.rt.delivery.deliver(
+        await ready.rt.guilds.get(ready.guild_id), DAY, ThreadRefuses(ready.bot, die_after=None)
+    )
+    assert result.status == "sent"
+    found = by_part(ready)
+    assert sorted(found) == [0, 1, 2]
+    assert all(len(messages) == 1 for messages in found.values())
+    channel = ready.harness.channel.id
+    assert all(int(found[part][0]["channel_id"]) == channel for part in (1, 2))

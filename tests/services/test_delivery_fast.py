@@ -191,7 +191,12 @@ class FakePublisher:
         return self._post("send_alert", channel_id, kind="alert", marker=None, alert=alert)
 
     async def find_own(
-        self, channel_id: int, day: dt.date, *, after: int | None = None
+        self,
+        channel_id: int,
+        day: dt.date,
+        *,
+        after: int | None = None,
+        since: dt.datetime | None = None,
     ) -> dict[int, int]:
         self.calls.append(("find_own", channel_id, after))
         found: dict[int, int] = {}
@@ -467,20 +472,29 @@ async def test_a_crash_at_any_request_resumes_with_every_part_once(world, style,
 )
 async def test_a_message_sent_but_not_recorded_is_found_not_sent_again(world, style, message):
     """Discord answered; the database write failed (a StorageError): the digest fails and the
-    retry finds the message by its marker."""
+    retry finds the message by its marker. (The last message is recorded with the outcome.)"""
     await world.configure(style=style, top_n=5)
     publisher = FakePublisher()
-    real = world.log.add_message
+    add_message, finish = world.log.add_message, world.log.finish
     calls = 0
 
-    async def fails_once(*args: Any, **kwargs: Any):
+    async def add_fails_once(*args: Any, **kwargs: Any):
         nonlocal calls
         calls += 1
         if calls == message:
             raise StorageError("database is locked")
-        return await real(*args, **kwargs)
+        return await add_message(*args, **kwargs)
 
-    world.log.add_message = fails_once  # type: ignore[method-assign]
+    async def finish_fails_once(*args: Any, **kwargs: Any):
+        nonlocal calls
+        if kwargs.get("message_ids"):
+            calls += 1
+            if calls == message:
+                raise StorageError("database is locked")
+        return await finish(*args, **kwargs)
+
+    world.log.add_message = add_fails_once  # type: ignore[method-assign]
+    world.log.finish = finish_fails_once  # type: ignore[method-assign]
     result = await world.deliver(publisher)
     assert (result.status, result.detail) == ("failed", "internal error")
     world.clock.advance(minutes=10)

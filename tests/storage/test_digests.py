@@ -234,3 +234,59 @@ async def test_planned_papers_come_back_in_rank_order(repo: DigestRepository) ->
     await repo.record_papers(record.id, GUILD, ["2503.00009", "2503.00001", "2503.00005"], T0)
     assert await repo.planned(record.id) == ["2503.00009", "2503.00001", "2503.00005"]
     assert await repo.planned(9999) == []
+
+
+async def test_claim_records_the_papers_with_the_claim_and_keeps_an_earlier_plan(
+    repo: DigestRepository,
+) -> None:
+    claimed = await repo.claim(GUILD, DAY, papers=["2501.00002", "2501.00001"], now=T0)
+    assert claimed is not None
+    record, planned = claimed
+    assert planned == ["2501.00002", "2501.00001"]
+    assert await repo.planned(record.id) == planned
+    assert await repo.claim(GUILD, DAY, papers=["2501.00003"], now=T0) is None  # live claim
+    await repo.finish(record.id, "failed", error="HTTP 503", now=T0 + MINUTE)
+    # A retry keeps what the first attempt planned (it may have posted some of it).
+    again = await repo.claim(GUILD, DAY, papers=["2501.00003"], now=T0 + 2 * MINUTE)
+    assert again is not None
+    assert again[0].attempts == 2
+    assert again[1] == ["2501.00002", "2501.00001"]
+    assert await repo.planned(record.id) == ["2501.00002", "2501.00001"]
+
+
+async def test_a_claim_without_papers_plans_them_on_a_later_attempt(repo: DigestRepository) -> None:
+    claimed = await repo.claim(GUILD, DAY, now=T0)
+    assert claimed is not None
+    assert claimed[1] == []
+    await repo.finish(claimed[0].id, "failed", error="could not build", now=T0)
+    again = await repo.claim(GUILD, DAY, papers=["2501.00009"], now=T0 + MINUTE)
+    assert again is not None
+    assert again[1] == ["2501.00009"]
+
+
+async def test_finish_records_the_last_messages_with_the_outcome(repo: DigestRepository) -> None:
+    record = await repo.begin(GUILD, DAY, now=T0)
+    assert record is not None
+    await repo.add_message(record.id, 1111, now=T0)
+    done = await repo.finish(record.id, "sent", paper_count=2, message_ids=[1111, 2222, 2222])
+    assert done.message_ids == (1111, 2222)
+    assert done.status == "sent"
+    # Without message_ids, what was recorded stays.
+    other = await repo.begin(GUILD, DAY + dt.timedelta(days=1), now=T0)
+    assert other is not None
+    await repo.add_message(other.id, 3333, now=T0)
+    failed = await repo.finish(other.id, "failed", error="HTTP 503")
+    assert failed.message_ids == (3333,)
+
+
+async def test_states_reads_every_guilds_digest_of_some_days_at_once(
+    db: Database, repo: DigestRepository
+) -> None:
+    await GuildRepository(db).ensure(GUILD + 1)
+    first = await repo.begin(GUILD, DAY, now=T0)
+    assert first is not None
+    await repo.finish(first.id, "sent", now=T0)
+    await repo.begin(GUILD + 1, DAY, now=T0)
+    await repo.begin(GUILD, DAY + dt.timedelta(days=5), now=T0)  # another day: not asked
+    assert await repo.states([DAY, DAY]) == {(GUILD, DAY): "sent", (GUILD + 1, DAY): "sending"}
+    assert await repo.states([]) == {}

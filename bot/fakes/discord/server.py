@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import fnmatch
@@ -1358,11 +1359,31 @@ class FakeDiscord:
         channel = self._channel(request, Permission.READ_MESSAGE_HISTORY)
         if isinstance(channel, web.Response):
             return channel
-        limit = int(request.query.get("limit", "50") or 50)
-        messages = sorted(
-            self.world.messages_in(channel.id), key=lambda m: int(m["id"]), reverse=True
-        )
-        return json_response(messages[:limit])
+        # Discord: limit 1-100 (default 50); at most one of around, before, after; the answer
+        # is newest first, and with ``after`` it holds the oldest ``limit`` after that id.
+        query = request.query
+        try:
+            limit = int(query.get("limit") or 50)
+            bounds = {k: int(query[k]) for k in ("around", "before", "after") if k in query}
+        except ValueError:
+            return error_response(400, "Invalid Form Body", 50035)
+        if not 1 <= limit <= 100 or len(bounds) > 1:
+            return error_response(400, "Invalid Form Body", 50035)
+        ordered = sorted(self.world.messages_in(channel.id), key=lambda m: int(m["id"]))
+        ids = [int(m["id"]) for m in ordered]
+        if "after" in bounds:
+            start = bisect.bisect_right(ids, bounds["after"])
+            chosen = ordered[start : start + limit]
+        elif "before" in bounds:
+            end = bisect.bisect_left(ids, bounds["before"])
+            chosen = ordered[max(0, end - limit) : end]
+        elif "around" in bounds:
+            middle = bisect.bisect_left(ids, bounds["around"])
+            start = max(0, middle - limit // 2)
+            chosen = ordered[start : start + limit]
+        else:
+            chosen = ordered[-limit:]
+        return json_response(chosen[::-1])
 
     def _send_permissions(self, channel: FakeChannel, body: dict[str, Any]) -> int:
         needs = (
