@@ -12,6 +12,7 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import __version__
@@ -23,7 +24,7 @@ from bot.core.errors import (
     StorageError,
     UserFacingError,
 )
-from bot.core.models import Paper, Window
+from bot.core.models import HotSort, Paper, RankedPaper, RankingMode, Window
 from bot.core.taxonomy import validate_category
 from bot.settings import Settings, load_settings
 
@@ -132,9 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--threshold", type=_non_negative_float, help="minimum score")
     digest.add_argument("--format", choices=("markdown", "json"), default="markdown")
     digest.add_argument("--fetch", action="store_true", help="fetch that day first")
+    digest.add_argument(
+        "--ranking",
+        choices=[m.value for m in RankingMode],
+        default=RankingMode.ABSOLUTE.value,
+        help="absolute: the score threshold (default); field: each category's hottest by heat",
+    )
+    digest.add_argument(
+        "--sort",
+        choices=[m.value for m in HotSort],
+        default=HotSort.SCORE.value,
+        help="score (default), or rising: the last 24 hours' gain, gently decayed by age",
+    )
 
     paper = sub.add_parser("paper", help="show a paper by arXiv id, URL or title words")
     paper.add_argument("query", nargs="+")
+    paper.add_argument(
+        "--chart", metavar="FILE.png", help="write the paper's score over time as a PNG"
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
@@ -230,12 +246,28 @@ async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
             report = await rt.ingest.run(Window.for_day(day), progress=_say, replay=True)
             print_report(report)
         digest = await rt.digests.for_day(
-            day, categories=categories, threshold=args.threshold, top_n=args.top
+            day,
+            categories=categories,
+            threshold=args.threshold,
+            top_n=args.top,
+            ranking=RankingMode(args.ranking),
+            sort=HotSort(args.sort),
+            heat=args.format == "json",
         )
     for name, error in digest.failed_sources.items():
         _say(f"warning: the last {name} fetch failed ({error}); the ranking may be incomplete")
     if not digest.papers:
-        _say(f"no paper scored {digest.threshold:g} or more on {day.isoformat()}")
+        if digest.ranking is RankingMode.FIELD:
+            min_posters, top_percent = (
+                settings.ranking.field_min_posters,
+                settings.ranking.field_top_percent,
+            )
+            _say(
+                f"no paper was in the top {top_percent:g}% of its field with {min_posters}+ "
+                f"people posting it on {day.isoformat()}"
+            )
+        else:
+            _say(f"no paper scored {digest.threshold:g} or more on {day.isoformat()}")
     render = render_json if args.format == "json" else render_markdown
     sys.stdout.write(render(digest))
     return EXIT_OK
@@ -246,12 +278,72 @@ async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services.papers import check_query
 
     query = check_query(" ".join(args.query))  # a bad id is reported before anything is opened
+    chart = _chart_path(args.chart) if args.chart else None
     async with open_runtime(settings) as rt:
         result = await rt.paper_lookup.lookup(query)
+        report = await rt.digests.paper_report(result.papers[0].arxiv_id)
+        now = rt.clock()
     origin = "stored" if result.origin == "stored" else "fetched from arXiv"
     _say(f"{len(result.papers)} paper(s), {origin}")
-    print("\n\n".join(format_paper(p) for p in result.papers))
+    best, *others = result.papers
+    print(format_paper(best) + "\n\n" + format_attention(report.ranked))
+    if others:
+        print("\n\n" + "\n\n".join(format_paper(p) for p in others))
+    if chart is not None:
+        from bot.render.chart import render_chart
+        from bot.sources.registry import source_name
+
+        png = await asyncio.to_thread(
+            render_chart,
+            report.series,
+            title=best.title,
+            labels={key: source_name(key) for key in report.series},
+            now=now,
+        )
+        try:
+            chart.write_bytes(png)
+        except OSError as exc:
+            raise UserFacingError(f"cannot write {chart}: {exc.strerror or exc}") from None
+        empty = " (nobody posted it in the last 7 days: the chart says so)"
+        _say(f"chart written to {chart}" + ("" if report.series else empty))
     return EXIT_OK
+
+
+def _chart_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise UserFacingError(
+            f"--chart writes a PNG: give a file name ending in .png, not {text!r}"
+        )
+    if not path.parent.is_dir():
+        raise UserFacingError(f"--chart: the folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def format_attention(ranked: RankedPaper | None) -> str:
+    """The paper's attention over the last 7 days, as /paper says it, in plain text."""
+    if ranked is None:
+        return "  Nobody has posted this paper in the last 7 days."
+    from bot.sources.registry import metrics_text, source_name
+
+    lines = [f"  Score {ranked.score:,.0f} over the last 7 days"]
+    lines += [
+        f"    {source_name(source)}: {metrics_text(source, metrics)}"
+        for source, metrics in sorted(ranked.by_source.items())
+    ]
+    if ranked.heat is not None:
+        cohort = ranked.heat.cohort
+        top = max(1, math.ceil(100 - ranked.heat.percentile - 1e-9))
+        lines.append(
+            f"  Top {top}% of {cohort.category} on {cohort.day.isoformat()} "
+            f"({cohort.size} paper{'s' if cohort.size != 1 else ''})"
+        )
+    if ranked.gain is not None:
+        from bot.core.heat import is_rising
+
+        state = "rising" if is_rising(ranked) else "not rising"
+        lines.append(f"  {state}: +{ranked.gain:,.0f} in the last 24 h")
+    return "\n".join(lines)
 
 
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
@@ -332,6 +424,15 @@ def _token(settings: Settings) -> str:
     return token.get_secret_value()
 
 
+def _warm_up_charts() -> None:
+    try:
+        from bot.render.chart import warm_up
+
+        warm_up()
+    except Exception:  # a chart is a bonus: /paper answers without it
+        log.warning("charts could not be prepared", exc_info=True)
+
+
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     import discord
 
@@ -360,6 +461,11 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                 # (RuntimeError): there the host stops the bot, e.g. by cancelling it.
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop)
+            # matplotlib's import and fonts (about half a second), in a thread while the bot
+            # connects: the first /paper chart is then as quick as the next.
+            warming = loop.create_task(asyncio.to_thread(_warm_up_charts))
+            closing.add(warming)
+            warming.add_done_callback(closing.discard)
             try:
                 async with bot:
                     await bot.start(token)

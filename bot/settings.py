@@ -76,6 +76,10 @@ class RankingSettings(Section):
     max_posts: int = Field(10, ge=1, le=50)
     top_n: int = Field(20, ge=1, le=200)
     weights: dict[str, dict[str, float]] = Field(default_factory=default_weights)
+    # Field mode (``/digest settings ranking:field``): a paper counts when at least this many
+    # people posted it and it is in this top share of its cohort (its category, its arXiv day).
+    field_min_posters: int = Field(2, ge=1, le=100)
+    field_top_percent: float = Field(10.0, gt=0, le=100)
 
     @field_validator("weights")
     @classmethod

@@ -143,6 +143,8 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         threshold="Minimum score a paper needs",
         style="thread: papers in a thread; channel: in the channel; compact: one ranked message",
         empty_day="On a day without hot papers: post a short message, or stay silent",
+        ranking="absolute: papers over the score threshold; field: each followed category's "
+        "hottest papers for its field",
     )
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.check(require_manage_guild)
@@ -153,13 +155,19 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         threshold: app_commands.Range[float, 0, 1_000_000] | None = None,
         style: Literal["thread", "channel", "compact"] | None = None,
         empty_day: Literal["message", "silent"] | None = None,
+        ranking: Literal["absolute", "field"] | None = None,
     ) -> None:
-        """Set the digest's size, threshold and style (moderators)."""
+        """Set the digest's size, threshold, style and ranking (moderators)."""
         assert interaction.guild_id is not None
         # The status below ranks the day's papers: acknowledge first (Discord allows 3 s).
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.rt.guild_settings.set_options(
-            interaction.guild_id, top=top, threshold=threshold, style=style, empty_day=empty_day
+            interaction.guild_id,
+            top=top,
+            threshold=threshold,
+            style=style,
+            empty_day=empty_day,
+            ranking=ranking,
         )
         status = await self.bot.rt.delivery.status(interaction.guild_id)
         await interaction.followup.send(

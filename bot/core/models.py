@@ -30,6 +30,20 @@ class DigestStyle(StrEnum):
     COMPACT = "compact"  # one message: the ranked list in one embed
 
 
+class RankingMode(StrEnum):
+    """How a server's digest chooses its papers."""
+
+    ABSOLUTE = "absolute"  # the seed's rule: a threshold on the score, best first
+    FIELD = "field"  # each followed category's hottest papers for its field, interleaved
+
+
+class HotSort(StrEnum):
+    """How ``/hot`` and ``hotpapers digest`` order papers."""
+
+    SCORE = "score"  # by score
+    RISING = "rising"  # by the score gained over the last 24 h, gently decayed by age
+
+
 class EmptyDay(StrEnum):
     """What a server gets on a day without hot papers."""
 
@@ -229,6 +243,26 @@ class ScoredPost:
 
 
 @dataclass(frozen=True, slots=True)
+class Cohort:
+    """The papers a paper's heat is measured against: one category's papers announced on one
+    arXiv day (``bot.core.heat``). ``size`` is the real number of papers, without padding."""
+
+    category: str
+    day: dt.date
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heat:
+    """How a paper's score compares with its cohort's: a mid-rank percentile (0 to 100) and a
+    robust z-score (distance from the median in scaled MADs)."""
+
+    percentile: float
+    z: float
+    cohort: Cohort
+
+
+@dataclass(frozen=True, slots=True)
 class RankedPaper:
     """A paper in a ranking: its score, per-source metric totals and its best posts."""
 
@@ -237,6 +271,13 @@ class RankedPaper:
     by_source: Mapping[str, Mapping[str, int]]  # source -> metric -> summed count
     top_posts: tuple[ScoredPost, ...]
     as_of: dt.datetime | None = None  # when the newest metrics behind the score were fetched
+    # Distinct human accounts (per source) whose posts linking the paper weigh more than 0.
+    posters: int = 0
+    heat: Heat | None = None  # set by bot.core.heat.field_select: the cohort it was chosen in
+    gain: float | None = None  # score gained over the last 24 h (bot.core.heat.with_rising)
+    rising: float | None = None  # the gain, gently decayed by the paper's age
+    # A paper of the last days that qualifies only now, shown once (``DeliveryService``).
+    second_chance: bool = False
 
     def total(self, metric: str) -> int:
         return sum(int(m.get(metric, 0)) for m in self.by_source.values())
@@ -253,3 +294,5 @@ class Digest:
     generated_at: dt.datetime
     threshold: float
     failed_sources: Mapping[str, str] = field(default_factory=dict)
+    ranking: RankingMode = RankingMode.ABSOLUTE
+    sort: HotSort = HotSort.SCORE

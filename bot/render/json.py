@@ -32,6 +32,18 @@ def _paper(rank: int, ranked: RankedPaper) -> dict[str, Any]:
         "favorites": ranked.by_source.get(SEED.key, {}).get("likes", 0),
         "by_source": {src: dict(m) for src, m in ranked.by_source.items()},
         "as_of": ranked.as_of.isoformat() if ranked.as_of else None,
+        # Its standing in its cohort (its category's papers of its arXiv day): a percentile.
+        "heat": None if ranked.heat is None else round(ranked.heat.percentile, 1),
+        "cohort": None
+        if ranked.heat is None
+        else {
+            "category": ranked.heat.cohort.category,
+            "day": ranked.heat.cohort.day.isoformat(),
+            "size": ranked.heat.cohort.size,
+        },
+        "gain_24h": ranked.gain,
+        "rising": ranked.rising,
+        "second_chance": ranked.second_chance,
         "top_posts": [
             {
                 "source": post.mention.source,
@@ -57,6 +69,8 @@ def digest_to_dict(digest: Digest) -> dict[str, Any]:
         "generated_at": digest.generated_at.isoformat(),
         "categories": list(digest.categories),
         "threshold": digest.threshold,
+        "ranking": digest.ranking.value,
+        "sort": digest.sort.value,
         "failed_sources": dict(digest.failed_sources),
         "papers": [_paper(i, p) for i, p in enumerate(digest.papers, start=1)],
     }

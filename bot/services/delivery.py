@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -33,11 +34,12 @@ from bot.core.models import (
     EmptyReason,
     NoteKind,
     RankedPaper,
+    RankingMode,
     StatusNote,
     Window,
 )
 from bot.core.schedule import local_date, next_post_time, parse_post_time
-from bot.services.digests import DigestService
+from bot.services.digests import SECOND_CHANCE_DAYS, DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
 from bot.services.ingest import FEED_SOURCE
 from bot.services.stream import StreamConsumer
@@ -228,19 +230,34 @@ class DeliveryService:
     async def build(self, config: GuildConfig, now: dt.datetime) -> Digest:
         """The digest this guild would get at ``now``: the last 24 hours, its categories,
         its threshold and size, without papers it was shown recently."""
-        exclude: set[str] = set()
-        if self.settings.repost_cooldown_days:
-            since = now - dt.timedelta(days=self.settings.repost_cooldown_days)
-            exclude = await self.log.recently_posted(config.guild_id, since)
+        cooldown = dt.timedelta(days=self.settings.repost_cooldown_days)
+        lookback = max(cooldown, dt.timedelta(days=SECOND_CHANCE_DAYS + 1))
+        shown = await self.log.shown(config.guild_id, now - lookback)
+        exclude = {pid for pid, at in shown.items() if cooldown and at >= now - cooldown}
         window = Window(now - dt.timedelta(days=1), now)
-        return await self.digests.build(
+        ranking = RankingMode(config.ranking)
+        digest = await self.digests.build(
             window,
             day=local_date(now, config.timezone),
             categories=config.categories,
             threshold=config.threshold,
             top_n=config.top_n,
             exclude=exclude,
+            ranking=ranking,
         )
+        # Second chances: a paper of the last days that qualifies only now, and that this
+        # server was never shown, follows the day's papers once, marked rising.
+        chances = await self.digests.second_chances(
+            window,
+            ranking=ranking,
+            categories=config.categories,
+            threshold=config.threshold,
+            exclude={*shown, *(r.paper.arxiv_id for r in digest.papers)},
+            since=config.active_since or config.created_at,
+        )
+        if chances:
+            digest = dataclasses.replace(digest, papers=(*digest.papers, *chances))
+        return digest
 
     # --- how --------------------------------------------------------------------------------
 
@@ -512,7 +529,8 @@ class DeliveryService:
                 target = thread or channel
 
             async def reconcile(where: int) -> None:
-                """Record the parts an earlier attempt posted in ``where`` after the last recorded."""
+                """Record the parts an earlier attempt posted in ``where`` after the last
+                recorded one."""
                 found = await publisher.find_own(where, day, after=sent[-1])
                 while len(sent) in found and len(sent) <= len(groups):
                     log.info(
@@ -690,6 +708,10 @@ class DeliveryService:
             sources=sources,
             notes=tuple(notes),
             default_threshold=self.digests.ranking.threshold,
+            field_rule=(
+                self.digests.ranking.field_min_posters,
+                self.digests.ranking.field_top_percent,
+            ),
         )
 
 
@@ -703,3 +725,4 @@ class GuildStatus:
     sources: Mapping[str, SourceRun | None]
     notes: tuple[StatusNote, ...]
     default_threshold: float
+    field_rule: tuple[int, float] = (2, 10.0)  # field mode: min posters, top percent

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from bot.core.errors import UserFacingError
-from bot.core.models import DigestStyle, EmptyDay
+from bot.core.models import DigestStyle, EmptyDay, RankingMode
 from bot.core.schedule import parse_post_time, validate_timezone
 from bot.core.taxonomy import validate_category
 from bot.storage.guilds import GuildConfig, GuildRepository
@@ -14,6 +14,7 @@ from bot.storage.guilds import GuildConfig, GuildRepository
 Clock = Callable[[], dt.datetime]
 STYLES = tuple(style.value for style in DigestStyle)
 EMPTY_DAY = tuple(mode.value for mode in EmptyDay)
+RANKINGS = tuple(mode.value for mode in RankingMode)
 MAX_CATEGORIES = 25
 MAX_TOP = 25
 # The start of the pause reason delivery writes when Discord says the channel is gone (404).
@@ -67,6 +68,7 @@ class GuildService:
         threshold: float | None = None,
         style: str | None = None,
         empty_day: str | None = None,
+        ranking: str | None = None,
     ) -> GuildConfig:
         changes: dict[str, object] = {}
         if top is not None:
@@ -85,6 +87,10 @@ class GuildService:
             if empty_day not in EMPTY_DAY:
                 raise UserFacingError(f"`empty_day` must be one of {', '.join(EMPTY_DAY)}.")
             changes["empty_day"] = empty_day
+        if ranking is not None:
+            if ranking not in RANKINGS:
+                raise UserFacingError(f"`ranking` must be one of {', '.join(RANKINGS)}.")
+            changes["ranking"] = ranking
         await self.guilds.ensure(guild_id)
         if not changes:
             return await self.guilds.ensure(guild_id)

@@ -431,14 +431,23 @@ class DigestRepository:
         return {(row.guild_id, row.digest_date): row.status for row in rows}
 
     async def recently_posted(self, guild_id: int, since: dt.datetime) -> set[str]:
-        """Papers shown to the guild at or after ``since`` (to avoid repeating them).
+        """Papers shown to the guild at or after ``since`` (to avoid repeating them)."""
+        return set(await self.shown(guild_id, since))
+
+    async def shown(self, guild_id: int, since: dt.datetime) -> dict[str, dt.datetime]:
+        """Papers shown to the guild at or after ``since``, with when (the latest time).
 
         Only digests that members saw count: ``sent`` ones, or ones with a message recorded
         (posted in part, then failed for good). A digest that failed before its first message
         only *planned* its papers; they stay eligible.
         """
         stmt = (
-            select(digest_papers.c.arxiv_id, digests.c.status, digests.c.message_ids)
+            select(
+                digest_papers.c.arxiv_id,
+                digest_papers.c.posted_at,
+                digests.c.status,
+                digests.c.message_ids,
+            )
             .join(digests, digests.c.id == digest_papers.c.digest_id)
             .where(
                 digest_papers.c.guild_id == guild_id,
@@ -447,7 +456,12 @@ class DigestRepository:
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).all()
-        return {row.arxiv_id for row in rows if row.status == SENT or row.message_ids}
+        shown: dict[str, dt.datetime] = {}
+        for row in rows:
+            if row.status == SENT or row.message_ids:
+                at = aware(row.posted_at, "posted_at")
+                shown[row.arxiv_id] = max(at, shown.get(row.arxiv_id, at))
+        return shown
 
 
 async def _planned(conn: AsyncConnection, digest_id: int) -> list[str]:

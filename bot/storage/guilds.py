@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.dialect import aware, chunked, insert_for, utcnow
 from bot.storage.engine import Database
-from bot.storage.tables import EMPTY_DAY_MODES, GUILD_STYLES, guild_categories, guilds
+from bot.storage.tables import (
+    EMPTY_DAY_MODES,
+    GUILD_STYLES,
+    RANKING_MODES,
+    guild_categories,
+    guilds,
+)
 
 _HH_MM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
 
@@ -40,6 +46,7 @@ class GuildConfig:
     # When it last became able to post (see ``tables.guilds``); None: since before it was kept.
     active_since: dt.datetime | None = None
     alert_channel_id: int | None = None  # None: alerts go to the digest channel
+    ranking: str = "absolute"  # absolute | field (``RankingMode``)
 
     @property
     def active(self) -> bool:
@@ -73,6 +80,9 @@ def _validate(name: str, value: Any) -> Any:
     elif name == "empty_day":
         if value not in EMPTY_DAY_MODES:
             raise ValueError(f"empty_day must be one of {', '.join(EMPTY_DAY_MODES)}")
+    elif name == "ranking":
+        if value not in RANKING_MODES:
+            raise ValueError(f"ranking must be one of {', '.join(RANKING_MODES)}, got {value!r}")
     elif name == "paused":
         if not isinstance(value, bool):
             raise ValueError("paused must be a bool")
@@ -102,6 +112,7 @@ UPDATABLE_FIELDS = (
     "pause_reason",
     "active_since",
     "alert_channel_id",
+    "ranking",
 )
 
 
@@ -241,4 +252,5 @@ def _config(row: Row[Any], categories: Iterable[str]) -> GuildConfig:
         categories=tuple(categories),
         active_since=row.active_since,
         alert_channel_id=row.alert_channel_id,
+        ranking=row.ranking,
     )

@@ -22,6 +22,7 @@ from bot.storage.tables import (
     mention_papers,
     mentions,
     missing_ids,
+    paper_categories,
     papers,
 )
 
@@ -228,20 +229,30 @@ class MentionRepository:
         return found
 
     async def in_window(
-        self, window: Window, *, sources: Iterable[str] | None = None
+        self,
+        window: Window,
+        *,
+        sources: Iterable[str] | None = None,
+        as_of: dt.datetime | None = None,
     ) -> list[StoredMention]:
         """Mentions created in ``window`` (optionally only from ``sources``), oldest first.
 
         Each carries the metrics of its latest snapshot; one query for the mentions and their
-        latest metrics, one for their links.
+        latest metrics, one for their links. With ``as_of``, the ranking as it stood then: each
+        mention carries its latest snapshot fetched at or before ``as_of``, and mentions without
+        one by then are left out.
         """
-        return await self._in_window(window, sources)
+        if as_of is not None:
+            as_of = aware(as_of, "as_of")
+        return await self._in_window(window, sources, as_of=as_of)
 
     async def _in_window(
         self,
         window: Window,
         sources: Iterable[str] | None,
         extra: ColumnElement[bool] | None = None,
+        *,
+        as_of: dt.datetime | None = None,
     ) -> list[StoredMention]:
         conditions = [
             mentions.c.created_at >= window.start,
@@ -251,7 +262,8 @@ class MentionRepository:
             conditions.append(mentions.c.source.in_(list(sources)))
         if extra is not None:
             conditions.append(extra)
-        stmt = _with_latest_metrics(*conditions)
+        stmt = _with_latest_metrics(*conditions, as_of=as_of)
+        # With as_of, the links of mentions left out are read too; _stored ignores them.
         links_stmt = (
             select(mention_papers.c.mention_id, mention_papers.c.arxiv_id)
             .join(mentions, mentions.c.id == mention_papers.c.mention_id)
@@ -326,6 +338,25 @@ class MentionRepository:
             rows = (await conn.execute(stmt)).all()
         return [(row.fetched_at, _metrics(row)) for row in rows]
 
+    async def for_cohort(
+        self, window: Window, category: str, published: tuple[dt.datetime, dt.datetime]
+    ) -> list[StoredMention]:
+        """Mentions created in ``window`` that link a paper listing ``category`` (primary or
+        cross-list) first submitted in ``published`` ``[start, end)``, as in :meth:`in_window`:
+        what one paper's cohort needs for its heat, without loading the whole window."""
+        start, end = (aware(t, "published") for t in published)
+        listed = (
+            select(mention_papers.c.mention_id)
+            .join(papers, papers.c.arxiv_id == mention_papers.c.arxiv_id)
+            .join(paper_categories, paper_categories.c.arxiv_id == papers.c.arxiv_id)
+            .where(
+                paper_categories.c.category == category,
+                papers.c.published >= start,
+                papers.c.published < end,
+            )
+        )
+        return await self._in_window(window, None, mentions.c.id.in_(listed))
+
     async def for_paper(self, arxiv_id: str, window: Window) -> list[StoredMention]:
         """Mentions created in ``window`` that link ``arxiv_id``, oldest first, as in
         :meth:`in_window` (latest metrics, every link): all one paper's score needs, found
@@ -349,22 +380,79 @@ class MentionRepository:
                     links.setdefault(mention_id, []).append(linked)
         return _stored(rows, links)
 
+    async def paper_history(
+        self, arxiv_id: str, window: Window
+    ) -> list[tuple[Mention, dt.datetime]]:
+        """Every metrics snapshot of every post created in ``window`` that links ``arxiv_id``,
+        oldest first: each as the post with that snapshot's metrics, and the snapshot's time.
+
+        What a popularity chart over time needs. Posts without a snapshot yet (seen on a stream,
+        not counted) have no point to chart and are left out. Two queries whatever the number of
+        posts: the snapshots joined to their posts, and the posts' links.
+        """
+        linking = select(mention_papers.c.mention_id).where(mention_papers.c.arxiv_id == arxiv_id)
+        posts = (
+            mentions.c.id.in_(linking),
+            mentions.c.created_at >= window.start,
+            mentions.c.created_at < window.end,
+        )
+        snapshots_stmt = (
+            select(
+                mentions,
+                mention_metrics.c.fetched_at.label("snapshot_at"),
+                *(mention_metrics.c[name] for name in METRIC_COLUMNS),
+            )
+            .join(mention_metrics, mention_metrics.c.mention_id == mentions.c.id)
+            .where(*posts)
+            .order_by(mention_metrics.c.fetched_at, mentions.c.created_at, mentions.c.id)
+        )
+        links_stmt = (
+            select(mention_papers.c.mention_id, mention_papers.c.arxiv_id)
+            .join(mentions, mentions.c.id == mention_papers.c.mention_id)
+            .where(*posts)
+            .order_by(mention_papers.c.mention_id, mention_papers.c.position)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(snapshots_stmt)).all()
+            link_rows = (await conn.execute(links_stmt)).all()
+
+        def build() -> list[tuple[Mention, dt.datetime]]:
+            links: dict[int, list[str]] = {}
+            for mention_id, linked in link_rows:
+                links.setdefault(mention_id, []).append(linked)
+            ids = {mention_id: tuple(linked) for mention_id, linked in links.items()}
+            return [
+                (_mention_from_row(row, ids.get(row.id, ()), _metrics(row)), row.snapshot_at)
+                for row in rows
+            ]
+
+        # A much-shared paper has thousands of snapshots: built off the event loop, as a window.
+        return await asyncio.to_thread(build)
+
 
 def _after_prefix(prefix: str) -> str:
     """The least string greater than every string starting with ``prefix``."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _with_latest_metrics(*conditions: Any) -> Any:
-    """Mentions matching ``conditions``, oldest first, each joined to its newest snapshot."""
+def _with_latest_metrics(*conditions: Any, as_of: dt.datetime | None = None) -> Any:
+    """Mentions matching ``conditions``, oldest first, each joined to its newest snapshot (with
+    ``as_of``: its newest fetched at or before then, mentions without one being left out)."""
     # The newest snapshot per mention: a MAX over the (mention_id, fetched_at) primary key,
     # i.e. one index probe per mention, correlated inside the join.
     earlier = mention_metrics.alias("snapshots")
-    latest = (
-        select(func.max(earlier.c.fetched_at))
-        .where(earlier.c.mention_id == mentions.c.id)
-        .correlate(mentions)
-        .scalar_subquery()
+    newest = select(func.max(earlier.c.fetched_at)).where(earlier.c.mention_id == mentions.c.id)
+    if as_of is not None:
+        newest = newest.where(earlier.c.fetched_at <= as_of)
+    latest = newest.correlate(mentions).scalar_subquery()
+    on_latest = and_(
+        mention_metrics.c.mention_id == mentions.c.id,
+        mention_metrics.c.fetched_at == latest,
+    )
+    joined = (
+        mentions.outerjoin(mention_metrics, on_latest)
+        if as_of is None
+        else mentions.join(mention_metrics, on_latest)
     )
     return (
         select(
@@ -372,15 +460,7 @@ def _with_latest_metrics(*conditions: Any) -> Any:
             mention_metrics.c.fetched_at.label("metrics_at"),
             *(mention_metrics.c[name] for name in METRIC_COLUMNS),
         )
-        .select_from(
-            mentions.outerjoin(
-                mention_metrics,
-                and_(
-                    mention_metrics.c.mention_id == mentions.c.id,
-                    mention_metrics.c.fetched_at == latest,
-                ),
-            )
-        )
+        .select_from(joined)
         .where(*conditions)
         .order_by(mentions.c.created_at, mentions.c.id)
     )

@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 
-from bot.core.models import DigestState, DigestStyle, EmptyDay
+from bot.core.models import DigestState, DigestStyle, EmptyDay, RankingMode
 from bot.storage.types import ISODate, JSONText, UTCDateTime
 
 # Named constraints let future migrations alter tables on SQLite (batch mode recreates the table
@@ -45,6 +45,7 @@ METRIC_COLUMNS = ("reposts", "likes", "replies", "quotes", "points", "comments",
 DIGEST_STATUSES = tuple(state.value for state in DigestState)
 GUILD_STYLES = tuple(style.value for style in DigestStyle)
 EMPTY_DAY_MODES = tuple(mode.value for mode in EmptyDay)
+RANKING_MODES = tuple(mode.value for mode in RankingMode)
 
 # The FTS5 tables (SQLite only) are created by migration 0001, not here: SQLAlchemy has no
 # notion of virtual tables. Their columns, in this order, are what the bm25 weights refer to.
@@ -187,7 +188,10 @@ guilds = Table(
     # Where moderators are told a digest failed for good or was paused (NULL: the digest
     # channel, if the bot can still post there).
     Column("alert_channel_id", BigInteger),
+    # absolute: the seed's threshold on the score; field: each category's heat (0006).
+    Column("ranking", String(16), nullable=False, server_default="absolute"),
     CheckConstraint(f"style IN ({_in(GUILD_STYLES)})", name="style"),
+    CheckConstraint(f"ranking IN ({_in(RANKING_MODES)})", name="ranking"),
     CheckConstraint(f"empty_day IN ({_in(EMPTY_DAY_MODES)})", name="empty_day"),
     CheckConstraint("top_n >= 1", name="top_n"),
 )

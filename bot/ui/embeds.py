@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 
 import discord
 
+from bot.core.heat import is_rising
 from bot.core.models import Digest, Paper, RankedPaper, ScoredPost
 from bot.core.taxonomy import CATEGORIES
 from bot.sources.registry import (
@@ -43,6 +45,30 @@ def score_text(ranked: RankedPaper) -> str:
     return clip(f"**{ranked.score:,.0f}** — " + " · ".join(parts), limits.FIELD_VALUE)
 
 
+def standing_text(ranked: RankedPaper, *, explain: bool = False) -> str:
+    """Why a paper ranks beyond its score: its heat in its field, and whether it is rising
+    (``explain``: say so when it is not, too).
+
+    ``🔥 top 3% of `math.AG` on 2026-12-01 (142 papers) · 📈 rising: +120 in 24 h``."""
+    parts = []
+    heat = ranked.heat
+    if heat is not None:
+        top = max(1, math.ceil(100 - heat.percentile - 1e-9))
+        cohort = heat.cohort
+        papers = f"{cohort.size} paper{'s' if cohort.size != 1 else ''}"
+        parts.append(
+            f"🔥 top {top}% of {inline_code(cohort.category)} on {cohort.day.isoformat()} "
+            f"({papers})"
+        )
+    if ranked.second_chance:
+        parts.append(f"📈 second chance: +{ranked.gain or 0:,.0f} in the last 24 h")
+    elif ranked.gain is not None and is_rising(ranked):
+        parts.append(f"📈 rising: +{ranked.gain:,.0f} in the last 24 h")
+    elif explain and ranked.gain is not None:
+        parts.append(f"not rising: +{ranked.gain:,.0f} in the last 24 h")
+    return " · ".join(parts)
+
+
 def post_line(post: ScoredPost) -> str:
     m = post.mention
     who = post_label(m)
@@ -67,8 +93,10 @@ def paper_embed(
     ranked: RankedPaper | None = None,
     rank: int | None = None,
     abstract_limit: int = DIGEST_ABSTRACT,
+    explain: bool = False,
 ) -> discord.Embed:
-    """One paper: linked title, authors, abstract, categories, score breakdown, top posts."""
+    """One paper: linked title, authors, abstract, categories, score breakdown, top posts;
+    ``explain`` (``/paper``): why it ranks, rising or not, and a word when nobody posted it."""
     prefix = f"{rank}. " if rank is not None else ""
     title = clip(prefix + safe(" ".join(paper.title.split())), limits.TITLE)
     description = f"{authors_line(paper.authors)}\n\n{clip(safe(paper.abstract), abstract_limit)}"
@@ -81,9 +109,18 @@ def paper_embed(
     embed.add_field(name="Categories", value=categories_text(paper), inline=False)
     if ranked is not None:
         embed.add_field(name="Score", value=score_text(ranked), inline=False)
+        standing = standing_text(ranked, explain=explain)
+        if standing:
+            embed.add_field(
+                name="Why it ranks", value=clip(standing, limits.FIELD_VALUE), inline=False
+            )
         posts = posts_text(ranked.top_posts[:5])
         if posts:
             embed.add_field(name="Top posts", value=posts, inline=False)
+    elif explain:
+        embed.add_field(
+            name="Score", value="Nobody has posted this paper in the last 7 days.", inline=False
+        )
     footer = f"arXiv:{paper.arxiv_id}"
     if paper.version:
         footer += f"v{paper.version}"
@@ -138,7 +175,10 @@ def compact_embed(
         p = ranked.paper
         name = clip(link_text(" ".join(p.title.split())), 150)
         score = f"**{ranked.score:,.0f}**"
-        lines.append(f"**{i}.** [{name}]({safe_url(p.abs_url)}) — {score} · `{p.primary_category}`")
+        mark = " · 📈" if ranked.second_chance else ""
+        lines.append(
+            f"**{i}.** [{name}]({safe_url(p.abs_url)}) — {score} · `{p.primary_category}`{mark}"
+        )
     description = ""
     for line in lines:
         if len(description) + len(line) + 1 > limits.DESCRIPTION - 50:

@@ -17,6 +17,7 @@ from bot.core.models import (
     EmptyReason,
     NoteKind,
     Paper,
+    RankingMode,
     StatusNote,
 )
 from bot.core.taxonomy import ARCHIVES, CATEGORIES
@@ -119,6 +120,16 @@ def about_embed(
     return embed
 
 
+def ranking_text(ranking: str, threshold: str, min_posters: int, top_percent: float) -> str:
+    """How a server's digest chooses its papers, in a few words."""
+    if ranking == RankingMode.FIELD:
+        return (
+            f"ranking: **field** (each category's top {top_percent:g}% of its day, "
+            f"posted by {min_posters}+ people)"
+        )
+    return f"ranking: absolute · threshold: {threshold}"
+
+
 def _ts(moment: dt.datetime | None, style: str = "f") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>" if moment else "—"
 
@@ -148,8 +159,9 @@ def status_embed(status: GuildStatus) -> discord.Embed:
         name="Settings",
         value=clip(
             f"Channel: {channel}\nTime: **{cfg.post_time}** {cfg.timezone}\n"
-            f"Categories: {cats}\nTop: {cfg.top_n} · threshold: {threshold} · style: {cfg.style}"
-            f" · empty days: {cfg.empty_day}"
+            f"Categories: {cats}\nTop: {cfg.top_n} · "
+            f"{ranking_text(cfg.ranking, threshold, *status.field_rule)}"
+            f" · style: {cfg.style} · empty days: {cfg.empty_day}"
             + (
                 f"\n⏸️ **Paused**: {safe(cfg.pause_reason or 'by a moderator')}"
                 if cfg.paused

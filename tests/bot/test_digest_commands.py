@@ -201,7 +201,10 @@ async def test_settings_are_stored_and_shown(botworld):
         "compact",
         "silent",
     )
-    assert "Top: 3 · threshold: 100.5 · style: compact · empty days: silent" in said(cb)
+    assert (
+        "Top: 3 · ranking: absolute · threshold: 100.5 · style: compact · empty days: silent"
+        in said(cb)
+    )
 
 
 async def test_settings_without_options_shows_the_current_ones(botworld):

@@ -264,9 +264,9 @@ async def test_a_windows_scores_are_read_once_a_minute_and_again_after_an_invali
     reads = []
     real = store.mentions.in_window
 
-    async def counted(window):
+    async def counted(window, **kwargs):
         reads.append(window)
-        return await real(window)
+        return await real(window, **kwargs)
 
     monkeypatch.setattr(store.mentions, "in_window", counted)
     window = Window(MIDNIGHT, NEXT_MIDNIGHT)
