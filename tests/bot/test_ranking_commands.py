@@ -285,9 +285,9 @@ async def charted_papers(botworld) -> None:
 
 @pytest.fixture
 def charts(botworld, monkeypatch):
-    """Every PNG ``/paper`` renders, as rendered: the fake Discord keeps a multipart request's
-    payload_json but drops its file parts, so the bytes are taken here, on their way to the
-    upload. (The extension's module is the one the running bot loaded.)"""
+    """Every PNG ``/paper`` renders, as rendered (the fake Discord records what was uploaded:
+    the two must be the same bytes). (The extension's module is the one the running bot
+    loaded.)"""
     module = sys.modules[type(botworld.bot.get_cog("Papers")).__module__]
     rendered: list[bytes] = []
     real = module.render_chart
@@ -327,7 +327,8 @@ async def test_paper_attaches_its_popularity_chart_and_says_why_it_ranks(botworl
     assert attachment["description"] == "Score over time"
     (png,) = charts
     assert png_size(png) == (800, 400)
-    assert int(request.headers["Content-Length"]) > len(png)  # the file went with the JSON
+    (uploaded,) = request.files.values()
+    assert uploaded == (name, png)  # the file went with the JSON, byte for byte
 
     fields = fields_of(embed)
     assert fields["Score"].startswith("**150** — X: 20 reposts, 130 likes")

@@ -119,6 +119,8 @@ class RecordedRequest:
     operation_id: str | None = None
     status: int | None = None
     dropped: bool = False  # the connection was cut: the client never saw ``status``
+    # Uploaded files of a multipart request: form field ("files[0]") → (file name, bytes).
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
 
 _RECORD_KEY = web.RequestKey("fake_discord_record", RecordedRequest)
@@ -877,7 +879,7 @@ class FakeDiscord:
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
         path = request.path[len(API_PREFIX) :]
-        body, bad_json = await self._read_body(request)
+        body, bad_json, files = await self._read_body(request)
         record = RecordedRequest(
             method=request.method,
             path=path,
@@ -888,6 +890,7 @@ class FakeDiscord:
                 k: ("Bot ***" if k.lower() == "authorization" else v)
                 for k, v in request.headers.items()
             },
+            files=files,
         )
         self.requests.append(record)
         request[_RECORD_KEY] = record
@@ -1027,19 +1030,27 @@ class FakeDiscord:
         )
 
     @staticmethod
-    async def _read_body(request: web.Request) -> tuple[Any, bool]:
+    async def _read_body(
+        request: web.Request,
+    ) -> tuple[Any, bool, dict[str, tuple[str, bytes]]]:
+        """The JSON body (or a multipart request's ``payload_json``), whether it was bad JSON,
+        and the files uploaded with it."""
+        files: dict[str, tuple[str, bytes]] = {}
         if request.content_type == "multipart/form-data":
             form = await request.post()
             raw = form.get("payload_json")
             text = raw if isinstance(raw, str) else None
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    files[name] = (value.filename, value.file.read())
         else:
             text = (await request.read()).decode("utf-8", "replace")
         if not text or not text.strip():
-            return None, False
+            return None, False, files
         try:
-            return json.loads(text), False
+            return json.loads(text), False, files
         except json.JSONDecodeError:
-            return None, True
+            return None, True, files
 
     def _add_routes(self, router: web.UrlDispatcher) -> None:
         r = API_PREFIX
