@@ -22,7 +22,12 @@ class About(commands.Cog):
     async def about(self, interaction: discord.Interaction[HotPapersBot]) -> None:
         """What hotpapers does and how it ranks papers."""
         ranking = self.bot.rt.settings.ranking
-        embed = about_embed(ranking.weights, ranking.threshold, ranking.post_threshold)
+        embed = about_embed(
+            ranking.weights,
+            ranking.threshold,
+            ranking.post_threshold,
+            (ranking.field_min_posters, ranking.field_top_percent),
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

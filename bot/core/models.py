@@ -77,6 +77,7 @@ class EmptyReason:
     kind: EmptyKind
     threshold: float
     failed_sources: tuple[str, ...] = ()
+    field: bool = False  # the server ranks by field: no threshold, no paper stood out
 
 
 class NoteKind(StrEnum):
@@ -109,6 +110,7 @@ class StatusNote:
     threshold: float = 0.0
     empty_day: EmptyDay = EmptyDay.MESSAGE
     names: tuple[str, ...] = ()
+    field: bool = False  # BELOW_THRESHOLD of a server ranking by field
 
 
 class AlertKind(StrEnum):

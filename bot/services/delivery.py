@@ -145,15 +145,19 @@ def empty_reason(
     digest: Digest, day: dt.date, threshold: float, *, arxiv_quiet: bool = False
 ) -> EmptyReason:
     """Why a digest has no paper (``bot.ui.messages.empty_text`` says it in words)."""
+    field = digest.ranking is RankingMode.FIELD
     if digest.failed_sources:
         return EmptyReason(
-            EmptyKind.SOURCES_FAILED, threshold, failed_sources=tuple(digest.failed_sources)
+            EmptyKind.SOURCES_FAILED,
+            threshold,
+            failed_sources=tuple(digest.failed_sources),
+            field=field,
         )
     if arxiv_quiet and day.weekday() < 5:
-        return EmptyReason(EmptyKind.ARXIV_HOLIDAY, threshold)
+        return EmptyReason(EmptyKind.ARXIV_HOLIDAY, threshold, field=field)
     if day.weekday() >= 5:
-        return EmptyReason(EmptyKind.WEEKEND, threshold)
-    return EmptyReason(EmptyKind.BELOW_THRESHOLD, threshold)
+        return EmptyReason(EmptyKind.WEEKEND, threshold, field=field)
+    return EmptyReason(EmptyKind.BELOW_THRESHOLD, threshold, field=field)
 
 
 class DeliveryService:
@@ -699,6 +703,7 @@ class DeliveryService:
                         NoteKind.BELOW_THRESHOLD,
                         threshold=self.threshold(config),
                         empty_day=EmptyDay(config.empty_day),
+                        field=config.ranking == RankingMode.FIELD,
                     )
                 )
         return GuildStatus(

@@ -72,8 +72,13 @@ def categories_embed(categories: Sequence[str]) -> discord.Embed:
 
 
 def about_embed(
-    weights: Mapping[str, Mapping[str, float]], threshold: float, post_threshold: float
+    weights: Mapping[str, Mapping[str, float]],
+    threshold: float,
+    post_threshold: float,
+    field_rule: tuple[int, float] = (2, 10.0),
 ) -> discord.Embed:
+    min_posters, top_percent = field_rule
+
     def fmt(source: str) -> str:
         w = weights.get(source, {})
         return " + ".join(f"{v:g}×{k}" for k, v in w.items() if v) or "not counted"
@@ -95,7 +100,12 @@ def about_embed(
             "A paper's score is the sum, over every post that links it in the last day, of its "
             f"weighted popularity:\n{counted}\n"
             f"Papers scoring **{threshold:g}** or more are listed best first; under each, the "
-            f"posts that scored {post_threshold:g} or more (always the best one).",
+            f"posts that scored {post_threshold:g} or more (always the best one).\n"
+            "A server can rank **by field** instead (`/digest settings ranking:field`): each "
+            "category's papers that stand out among the papers of its arXiv day (top "
+            f"{top_percent:g}%, posted by {min_posters}+ people), so a small field is not "
+            "crowded out by a big one. "
+            "`/hot sort:rising` shows what gained most in the last 24 hours.",
             limits.FIELD_VALUE,
         ),
         inline=False,
@@ -249,10 +259,15 @@ def note_text(note: StatusNote) -> str:
         case NoteKind.WEEKEND_NEXT:
             return "The next post falls on a weekend: arXiv announces no new papers then."
         case NoteKind.BELOW_THRESHOLD:
+            then = "a short message." if note.empty_day is EmptyDay.MESSAGE else "skipped."
+            if note.field:
+                return (
+                    "Right now no paper in this server's categories stands out in its field; "
+                    f"the digest would be {then}"
+                )
             return (
                 "Right now no paper in this server's categories reaches the threshold "
-                f"({note.threshold:g}); the digest would be "
-                + ("a short message." if note.empty_day is EmptyDay.MESSAGE else "skipped.")
+                f"({note.threshold:g}); the digest would be {then}"
             )
         case NoteKind.CHANNEL_GONE:
             return "The digest channel is gone or hidden from me: set another with /digest channel."
@@ -268,7 +283,10 @@ def note_text(note: StatusNote) -> str:
 
 def empty_text(reason: EmptyReason) -> str:
     """Why a digest has no paper, in words a member understands."""
-    threshold = reason.threshold
+    if reason.field:
+        missed = "no paper stood out in its field"
+    else:
+        missed = f"no paper reached a score of {reason.threshold:g}"
     match reason.kind:
         case EmptyKind.SOURCES_FAILED:
             names = source_list(reason.failed_sources)
@@ -278,16 +296,15 @@ def empty_text(reason: EmptyReason) -> str:
         case EmptyKind.ARXIV_HOLIDAY:
             return (
                 "No hot papers today: arXiv's latest announcement was empty (an arXiv holiday), "
-                f"and no paper reached a score of {threshold:g}."
+                f"and {missed}."
             )
         case EmptyKind.WEEKEND:
-            return (
-                "No hot papers today: arXiv announces nothing on weekends, "
-                f"and no paper reached a score of {threshold:g}."
-            )
+            return f"No hot papers today: arXiv announces nothing on weekends, and {missed}."
+    if reason.field:
+        return "No hot papers today: no paper in this server's categories stood out in its field."
     return (
         "No hot papers today: no paper in this server's categories "
-        f"reached a score of {threshold:g}."
+        f"reached a score of {reason.threshold:g}."
     )
 
 

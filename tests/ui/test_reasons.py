@@ -81,3 +81,18 @@ def test_the_launcher_is_gone_and_the_jobs_need_no_discord():
         importlib.import_module("bot.launcher")
     jobs = importlib.import_module("bot.jobs")
     assert "discord" not in vars(jobs)
+
+
+@pytest.mark.parametrize(
+    "kind", [EmptyKind.BELOW_THRESHOLD, EmptyKind.WEEKEND, EmptyKind.ARXIV_HOLIDAY]
+)
+def test_a_server_ranking_by_field_is_told_of_its_field_not_a_threshold(kind):
+    text = empty_text(EmptyReason(kind, 50.0, field=True))
+    assert "stood out in its field" in text
+    assert "50" not in text
+    note = note_text(
+        StatusNote(NoteKind.BELOW_THRESHOLD, threshold=50.0, empty_day=EmptyDay.SILENT, field=True)
+    )
+    assert "stands out in its field" in note
+    assert "50" not in note
+    assert note.endswith("skipped.")
