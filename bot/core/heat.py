@@ -197,6 +197,16 @@ def heat_by_category(
     wants every ``cs.*`` category the paper lists). Aliases (``cs.SY``/``eess.SY``) are one
     category, named by its canonical id.
     """
+    return _heats(ranked, categories)
+
+
+def _heats(
+    ranked: Sequence[RankedPaper],
+    categories: Collection[str],
+    only: Collection[str] | None = None,
+) -> dict[str, dict[str, Heat]]:
+    """:func:`heat_by_category`, reported only for the papers ``only`` names (every paper
+    still counts in its cohorts)."""
     listing = _Listing(categories)
     # day → category → the scores of its papers
     members: dict[dt.date, dict[str, list[float]]] = {}
@@ -214,7 +224,7 @@ def heat_by_category(
                 by_category[category] = [item.score]
             else:
                 scores.append(item.score)
-        if wanted:
+        if wanted and (only is None or paper.arxiv_id in only):
             reported.append((item, day, wanted))
 
     stats: dict[dt.date, dict[str, _Stats]] = {}
@@ -261,7 +271,7 @@ def field_select(
         for r in ranked
         if r.score > 0 and r.posters >= min_posters and r.paper.arxiv_id not in excluded
     ]
-    heats = heat_by_category(ranked, categories=categories)
+    heats = _heats(ranked, categories, only={r.paper.arxiv_id for r in eligible})
     groups: dict[str, list[tuple[tuple[float, float, float, str], RankedPaper]]] = defaultdict(list)
     for item in eligible:
         qualifying = [

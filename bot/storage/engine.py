@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,6 +96,10 @@ class Database:
                 f"setting `database.url`: cannot use database {self._shown}: {exc}"
             ) from None
         self._opened = False  # a connection worked at least once (see close)
+        # SQLite: this process's writers take turns, per event loop (see write).
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         if self.is_sqlite:
             self._install_sqlite_hooks()
 
@@ -199,17 +205,35 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A short write transaction, committed on success and rolled back on any error."""
-        try:
-            async with self.engine.connect() as conn:
-                if self.is_sqlite:
-                    await conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-                async with conn.begin():
-                    yield conn
-        except DBAPIError as exc:
-            raise StorageError(f"database error: {_describe(exc)}") from exc
-        except StatementError as exc:
-            _reraise_bind_error(exc)
+        """A short write transaction, committed on success and rolled back on any error.
+
+        On SQLite the writers of this process take turns (first come, first served) before
+        asking for the database's one write lock: hundreds of digests finishing at once would
+        otherwise all poll for it, and some wait out the busy timeout and fail. The busy
+        timeout is then only ever spent on another process's writes."""
+        async with self._writer_turn():
+            try:
+                async with self.engine.connect() as conn:
+                    if self.is_sqlite:
+                        await conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                    async with conn.begin():
+                        yield conn
+            except DBAPIError as exc:
+                raise StorageError(f"database error: {_describe(exc)}") from exc
+            except StatementError as exc:
+                _reraise_bind_error(exc)
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = asyncio.Lock()
+        async with lock:
+            yield
 
     # -- migrations ----------------------------------------------------------------------------
 
