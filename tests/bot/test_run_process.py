@@ -41,13 +41,13 @@ EXPECTED_COMMANDS: dict[str, Any] = {
         "channel": ["channel"],
         "alerts": ["channel"],
         "time": ["time", "timezone"],
-        "settings": ["top", "threshold", "style", "empty_day"],
+        "settings": ["top", "threshold", "style", "empty_day", "ranking"],
         "preview": [],
         "status": [],
         "pause": [],
         "resume": [],
     },
-    "hot": ["category", "days"],
+    "hot": ["category", "days", "sort"],
     "paper": ["query"],
 }
 
