@@ -106,7 +106,8 @@ class Papers(commands.Cog):
     @app_commands.describe(
         category="One arXiv category or archive (default: this server's categories)",
         days="How many days back to count (1-7, default 1)",
-        sort="score: the most attention (default); rising: the most gained in the last 24 hours",
+        sort="score: the most attention (default); rising: the week's papers that gained most "
+        "in the last 24 hours",
     )
     async def hot(
         self,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -91,8 +92,11 @@ _DAY = dt.timedelta(days=1)
 _EPSILON = 1e-9
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def announce_day(published: dt.datetime) -> dt.date:
     """The (ET) date of the evening arXiv announces a paper first submitted at ``published``.
+
+    Memoised: every ranking of a fan-out asks it again of the same papers.
 
     The cutoff is 14:00 ET Monday to Friday; a submission goes to the first cutoff it beats, and
     the cutoffs of Monday to Thursday are announced that evening, Friday's on Sunday evening.
@@ -169,9 +173,10 @@ class _Listing:
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         held = self._cache.get((primary, categories))
         if held is None:
-            listed = tuple(dict.fromkeys(_canonical(c) for c in (primary, *categories)))
+            # A paper without a category (arXiv's answer lacked it) belongs to no cohort.
+            listed = tuple(dict.fromkeys(_canonical(c) for c in (primary, *categories) if c))
             if not self._wanted:
-                reported: tuple[str, ...] = (_canonical(primary),)
+                reported: tuple[str, ...] = (_canonical(primary),) if primary else ()
             else:
                 reported = tuple(
                     dict.fromkeys(_canonical(c) for c in categories if self._matches_filter(c))
@@ -264,6 +269,8 @@ def field_select(
     the ``categories`` filter wants). Each returned paper carries the :class:`Heat` of the
     category it was chosen in.
     """
+    if top_n is not None and top_n <= 0:
+        return []
     cutoff = 100.0 * (1.0 - top_share) - _EPSILON
     excluded = set(exclude)
     eligible = [
@@ -300,7 +307,7 @@ def field_select(
 
 def rising_score(gain: float, age_hours: float) -> float:
     """``gain / ((age_hours + 24) / 24) ** 0.8``: the whole gain for a paper announced now,
-    a third of it at 2 days, a seventh at 10 days. A negative age counts as 0."""
+    two fifths of it at 2 days, a seventh at 10 days. A negative age counts as 0."""
     return gain / ((max(age_hours, 0.0) + 24.0) / 24.0) ** RISING_DECAY
 
 

@@ -251,14 +251,19 @@ class DeliveryService:
         )
         # Second chances: a paper of the last days that qualifies only now, and that this
         # server was never shown, follows the day's papers once, marked rising.
-        chances = await self.digests.second_chances(
-            window,
-            ranking=ranking,
-            categories=config.categories,
-            threshold=config.threshold,
-            exclude={*shown, *(r.paper.arxiv_id for r in digest.papers)},
-            since=config.active_since or config.created_at,
-        )
+        try:
+            chances = await self.digests.second_chances(
+                window,
+                ranking=ranking,
+                categories=config.categories,
+                threshold=config.threshold,
+                exclude={*shown, *(r.paper.arxiv_id for r in digest.papers)},
+                since=config.active_since or config.created_at,
+            )
+        except Exception:
+            # A bonus: the day's papers go out without it.
+            log.warning("guild %s: second chances failed", config.guild_id, exc_info=True)
+            chances = []
         if chances:
             digest = dataclasses.replace(digest, papers=(*digest.papers, *chances))
         return digest
@@ -603,6 +608,7 @@ class DeliveryService:
             papers=tuple(ranked),
             generated_at=now,
             threshold=self.threshold(config),
+            ranking=RankingMode(config.ranking),
         )
 
     # --- status -----------------------------------------------------------------------------

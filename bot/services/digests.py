@@ -26,6 +26,7 @@ from bot.core.ranking import (
     select,
 )
 from bot.core.series import score_series, total_series
+from bot.core.taxonomy import ALIASES
 from bot.settings import RankingSettings
 from bot.storage.mentions import MentionRepository
 from bot.storage.papers import PaperRepository
@@ -49,6 +50,8 @@ SECOND_CHANCE_MAX = 3
 # A paper's cohort (its arXiv day) is found among the papers submitted this close to it.
 COHORT_MARGIN = dt.timedelta(days=5)
 
+# Windows longer than this keep their scores across invalidations (until SCORES_TTL).
+_LONG_WINDOW = dt.timedelta(days=1, hours=1)
 # (window end to the minute, window length, scores as of this long before the end or None)
 _Key = tuple[dt.datetime, dt.timedelta, dt.timedelta | None]
 
@@ -89,6 +92,8 @@ class DigestService:
         self.clock = clock
         self.scores_ttl = scores_ttl
         self._scores: dict[_Key, _Scores] = {}
+        # id of a cached ranking → (that ranking, its scores by paper id)
+        self._maps: dict[int, tuple[list[RankedPaper], dict[str, float]]] = {}
 
     def rules(self, *, threshold: float | None = None, top_n: int | None = None) -> RankingRules:
         """The configured rules; ``None`` means the configured threshold or size (20 by
@@ -104,8 +109,12 @@ class DigestService:
         )
 
     def invalidate(self) -> None:
-        """Forget every window's scores (an ingestion stored new mentions or papers)."""
-        self._scores.clear()
+        """Forget the day-long windows' scores (an ingestion or the stream stored new mentions
+        or papers). Scores as they stood in the past can't change; those of week-long windows
+        (rising, second chances, ``/hot days:7``) are kept until they are a minute old: the
+        stream flushes every few seconds, and a fan-out must not re-read a week each time."""
+        for key in [k for k in self._scores if k[2] is None and k[1] <= _LONG_WINDOW]:
+            del self._scores[key]
 
     async def score(
         self, window: Window, *, before_end: dt.timedelta | None = None
@@ -181,13 +190,39 @@ class DigestService:
             top_n=top_n,
         )
 
-    async def rising(self, end: dt.datetime) -> dict[str, RankedPaper]:
-        """Every paper of the week before ``end`` with its gain over the last 24 hours and
-        its rising score (``bot.core.heat.with_rising``), by id."""
+    async def with_gains(
+        self, papers: Sequence[RankedPaper], end: dt.datetime
+    ) -> list[RankedPaper]:
+        """``papers`` with their gain over the 24 hours before ``end`` and their rising score
+        (``bot.core.heat.with_rising``), best rising first.
+
+        The gain is the score the posts of the week before ``end`` gained in those 24 hours:
+        the week's scores as they stood at ``end`` (the latest ones, for a window ending now)
+        less those 24 hours earlier; both rankings are read once a minute for every caller,
+        and only ``papers`` are worked out."""
         week = Window(end - RISING_LOOKBACK, end)
-        now_scores = await self.score(week)
-        then = {r.paper.arxiv_id: r.score for r in await self.score(week, before_end=RISING_SPAN)}
-        return {r.paper.arxiv_id: r for r in with_rising(now_scores, then, now=end)}
+        past = end < self.clock() - dt.timedelta(minutes=1)
+        now_side = await self._score_map(week, dt.timedelta(0) if past else None)
+        then_side = await self._score_map(week, RISING_SPAN)
+        base = [
+            dataclasses.replace(r, score=now_side.get(r.paper.arxiv_id, r.score)) for r in papers
+        ]
+        gains = {r.paper.arxiv_id: r for r in with_rising(base, then_side, now=end)}
+        return [
+            dataclasses.replace(r, gain=gains[pid].gain, rising=gains[pid].rising)
+            for pid, r in _in_order(gains, papers)
+        ]
+
+    async def _score_map(self, window: Window, before_end: dt.timedelta | None) -> dict[str, float]:
+        """Each paper's score in ``window`` (as it stood ``before_end`` before its end), by id:
+        built once per cached ranking."""
+        scored = await self.score(window, before_end=before_end)
+        held = self._maps.get(id(scored))
+        if held is None or held[0] is not scored:
+            if len(self._maps) > 16:
+                self._maps.clear()
+            held = self._maps[id(scored)] = (scored, {r.paper.arxiv_id: r.score for r in scored})
+        return held[1]
 
     async def second_chances(
         self,
@@ -208,7 +243,7 @@ class DigestService:
         in the last 24 hours, ``bot.core.heat.is_rising``). ``exclude``: what the server was
         already shown; ``since``: when the server began getting digests (a second chance
         needs a first one: a new server doesn't get the past week's papers)."""
-        span = Window(day.end - dt.timedelta(days=SECOND_CHANCE_DAYS), day.end)
+        span = Window(day.start - dt.timedelta(days=SECOND_CHANCE_DAYS), day.end)
         start = span.start if since is None else max(span.start, since)
         rules = self.rules(threshold=threshold)
 
@@ -229,16 +264,11 @@ class DigestService:
             candidates = [r for r in candidates if r.paper.arxiv_id not in today]
         if not candidates:
             return []
-        rising = await self.rising(day.end)
-        chances = []
-        for r in candidates:
-            found = rising.get(r.paper.arxiv_id)
-            if found is None:
-                continue
-            r = dataclasses.replace(r, gain=found.gain, rising=found.rising, second_chance=True)
-            if is_rising(r):
-                chances.append(r)
-        chances.sort(key=lambda r: (-(r.rising or 0.0), -r.score, r.paper.arxiv_id))
+        chances = [
+            dataclasses.replace(r, second_chance=True)
+            for r in await self.with_gains(candidates, day.end)
+            if is_rising(r)
+        ]
         return chances[:limit]
 
     @staticmethod
@@ -296,17 +326,7 @@ class DigestService:
                 top_n=None if by_rising else rules.top_n,
             )
         if by_rising:
-            rising = await self.rising(window.end)
-            ranked = [
-                dataclasses.replace(
-                    r,
-                    gain=rising[r.paper.arxiv_id].gain,
-                    rising=rising[r.paper.arxiv_id].rising,
-                )
-                for r in ranked
-                if r.paper.arxiv_id in rising and (rising[r.paper.arxiv_id].gain or 0) > 0
-            ]
-            ranked.sort(key=lambda r: (-(r.rising or 0.0), -r.score, r.paper.arxiv_id))
+            ranked = [r for r in await self.with_gains(ranked, window.end) if (r.gain or 0) > 0]
             ranked = ranked if rules.top_n is None else ranked[: rules.top_n]
         if heat:
             ranked = self.with_heat(scored, ranked, categories)
@@ -416,7 +436,9 @@ class DigestService:
         then those announced the same day), not the whole window."""
         day = announce_day(paper.published)
         near = (paper.published - COHORT_MARGIN, paper.published + COHORT_MARGIN)
-        stored = await self.mentions.for_cohort(window, paper.primary_category, near)
+        category = ALIASES.get(paper.primary_category, paper.primary_category)
+        spellings = {category, *(a for a, c in ALIASES.items() if c == category)}
+        stored = await self.mentions.for_cohort(window, spellings, near)
         ids = {i for s in stored for i in s.mention.arxiv_ids}
         papers = await self.papers.get_many(ids)
 
@@ -430,12 +452,13 @@ class DigestService:
             cohort = [
                 r
                 for r in scored
-                if paper.primary_category in r.paper.categories
+                if spellings.intersection(r.paper.categories)
                 and announce_day(r.paper.published) == day
             ]
             return heat_by_category(cohort)
 
-        return (await asyncio.to_thread(heats)).get(paper.arxiv_id, {}).get(paper.primary_category)
+        # Heat is named by the canonical category (cs.SY is eess.SY).
+        return (await asyncio.to_thread(heats)).get(paper.arxiv_id, {}).get(category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +467,14 @@ class PaperReport:
 
     ranked: RankedPaper | None
     series: Mapping[str, list[tuple[dt.datetime, float]]]
+
+
+def _in_order(
+    gains: Mapping[str, RankedPaper], papers: Sequence[RankedPaper]
+) -> list[tuple[str, RankedPaper]]:
+    """``papers`` by id, in the order of ``gains`` (best rising first)."""
+    by_id = {r.paper.arxiv_id: r for r in papers}
+    return [(pid, by_id[pid]) for pid in gains if pid in by_id]
 
 
 def value_at(points: Sequence[tuple[dt.datetime, float]], moment: dt.datetime) -> float:

@@ -339,18 +339,22 @@ class MentionRepository:
         return [(row.fetched_at, _metrics(row)) for row in rows]
 
     async def for_cohort(
-        self, window: Window, category: str, published: tuple[dt.datetime, dt.datetime]
+        self,
+        window: Window,
+        categories: Iterable[str],
+        published: tuple[dt.datetime, dt.datetime],
     ) -> list[StoredMention]:
-        """Mentions created in ``window`` that link a paper listing ``category`` (primary or
-        cross-list) first submitted in ``published`` ``[start, end)``, as in :meth:`in_window`:
-        what one paper's cohort needs for its heat, without loading the whole window."""
+        """Mentions created in ``window`` that link a paper listing one of ``categories`` (the
+        spellings of one category; primary or cross-list) first submitted in ``published``
+        ``[start, end)``, as in :meth:`in_window`: what one paper's cohort needs for its heat,
+        without loading the whole window."""
         start, end = (aware(t, "published") for t in published)
         listed = (
             select(mention_papers.c.mention_id)
             .join(papers, papers.c.arxiv_id == mention_papers.c.arxiv_id)
             .join(paper_categories, paper_categories.c.arxiv_id == papers.c.arxiv_id)
             .where(
-                paper_categories.c.category == category,
+                paper_categories.c.category.in_(list(categories)),
                 papers.c.published >= start,
                 papers.c.published < end,
             )

@@ -176,9 +176,8 @@ def compact_embed(
         name = clip(link_text(" ".join(p.title.split())), 150)
         score = f"**{ranked.score:,.0f}**"
         mark = " · 📈" if ranked.second_chance else ""
-        lines.append(
-            f"**{i}.** [{name}]({safe_url(p.abs_url)}) — {score} · `{p.primary_category}`{mark}"
-        )
+        category = inline_code(p.primary_category)
+        lines.append(f"**{i}.** [{name}]({safe_url(p.abs_url)}) — {score} · {category}{mark}")
     description = ""
     for line in lines:
         if len(description) + len(line) + 1 > limits.DESCRIPTION - 50:
