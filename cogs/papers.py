@@ -91,8 +91,10 @@ class Papers(commands.Cog):
         embeds = [embed]
         if others:
             embeds.append(others_embed(others))
-        extra = {"file": chart} if chart is not None else {}
-        await interaction.followup.send(embeds=fit_embeds(embeds), view=paper_links(best), **extra)
+        files = [chart] if chart is not None else []
+        await interaction.followup.send(
+            embeds=fit_embeds(embeds), view=paper_links(best), files=files
+        )
 
     @paper.autocomplete("query")
     async def paper_autocomplete(
