@@ -1,11 +1,14 @@
-"""Benchmark of paper search: FTS5 search and autocomplete against LIKE, on N synthetic papers.
+"""Benchmark of paper search: full-text search and autocomplete against LIKE, on N synthetic
+papers, on SQLite (FTS5) or PostgreSQL (tsvector + GIN).
 
-Run by hand: ``python bench/bench_search.py [--papers 1000000] [--db PATH [--reuse]]``. The
-database is built through the real migrations, then filled with synthetic papers (Zipf-like
-word frequencies over a technical vocabulary, so common words are as common as in real arXiv
-abstracts) by bulk ``executemany`` in large transactions; the FTS index is kept in sync by the
-schema's own triggers, as in production. Reported latencies go through PaperRepository, i.e.
-the full async stack (SQLAlchemy + aiosqlite), not raw sqlite3.
+Run by hand: ``python bench/bench_search.py [--papers 1000000] [--db PATH [--reuse]]``, or
+``--url postgresql+asyncpg://…`` for an empty PostgreSQL database (``--reuse``: measure it as
+it is). The database is built through the real migrations, then filled with synthetic papers
+(Zipf-like word frequencies over a technical vocabulary, so common words are as common as in
+real arXiv abstracts) by bulk ``executemany`` in large transactions (``COPY`` on PostgreSQL);
+the index is kept in sync by the schema itself (FTS5 triggers, generated tsvector columns), as
+in production. Reported latencies go through PaperRepository, i.e. the full async stack
+(SQLAlchemy + aiosqlite or asyncpg), not the raw driver.
 
 Cost: the default 1,000,000 papers take about 3.2 GB of disk (in a temporary directory,
 removed afterwards, unless --db names a file) and about 5 minutes to build; --papers 20000
@@ -27,6 +30,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.storage.engine import open as open_database
 from bot.storage.papers import PaperRepository
@@ -198,9 +204,63 @@ class PaperFactory:
         return out
 
 
-async def create_schema(path: Path) -> None:
-    db = await open_database(f"sqlite+aiosqlite:///{path}")
+async def create_schema(url: str) -> None:
+    db = await open_database(url)
     await db.close()
+
+
+async def fill_postgres(url: str, count: int, factory: PaperFactory, batch: int = 50_000) -> float:
+    """``fill`` for PostgreSQL: COPY in batches (the server computes the tsvector columns)."""
+    import asyncpg  # only this mode needs the driver itself
+
+    started = time.perf_counter()
+    fetched = utc_text(dt.datetime.now(dt.UTC))
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = factory.rows(count, fetched)
+        done = 0
+        while chunk := list(itertools.islice(rows, batch)):
+            records = [(*r[:6], *(dt.datetime.fromisoformat(str(t)) for t in r[6:])) for r in chunk]
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "papers",
+                    records=records,
+                    columns=[
+                        "arxiv_id",
+                        "version",
+                        "title",
+                        "abstract",
+                        "authors",
+                        "primary_category",
+                        "published",
+                        "updated",
+                        "fetched_at",
+                    ],
+                )
+                await conn.copy_records_to_table(
+                    "paper_categories",
+                    records=[(r[0], r[5], 0) for r in chunk],
+                    columns=["arxiv_id", "category", "position"],
+                )
+            done += len(chunk)
+            elapsed = time.perf_counter() - started
+            print(f"  {done:>9,} papers  {elapsed:6.1f} s  ({done / elapsed:,.0f}/s)", flush=True)
+        await conn.execute("VACUUM ANALYZE papers")
+        await conn.execute("VACUUM ANALYZE paper_categories")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def postgres_size(url: str) -> float:
+    db = await open_database(url, migrate=False)
+    try:
+        async with db.read() as conn:
+            size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+    finally:
+        await db.close()
+    return int(size or 0) / 2**20
 
 
 def fill(path: Path, count: int, factory: PaperFactory, batch: int = 50_000) -> float:
@@ -250,10 +310,11 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-async def measure(path: Path, factory: PaperFactory, iterations: int, like_iterations: int) -> bool:
+async def measure(url: str, factory: PaperFactory, iterations: int, like_iterations: int) -> bool:
     """Print the latency table; True when search and autocomplete meet the p99 target."""
-    db = await open_database(f"sqlite+aiosqlite:///{path}", migrate=False)
+    db = await open_database(url, migrate=False)
     repo = PaperRepository(db)
+    index = "FTS5" if db.is_sqlite else "tsvector"
     # Warm the caches the way a running bot's would be, with queries not measured afterwards.
     for q in factory.queries(20):
         await repo.search(q)
@@ -267,22 +328,24 @@ async def measure(path: Path, factory: PaperFactory, iterations: int, like_itera
         # "all" has to read every row, which is what any ranking over the matches needs.
         async def run(q: str) -> list[object]:
             words = q.split()
-            where = " AND ".join("(title LIKE ? OR abstract LIKE ?)" for _ in words)
-            params = tuple(p for w in words for p in (f"%{w}%", f"%{w}%"))
+            where = " AND ".join(
+                f"(title LIKE :w{i} OR abstract LIKE :w{i})" for i in range(len(words))
+            )
+            params = {f"w{i}": f"%{w}%" for i, w in enumerate(words)}
             sql = (
                 f"SELECT count(*) FROM papers WHERE {where}"
                 if count_all
                 else f"SELECT arxiv_id FROM papers WHERE {where} ORDER BY id DESC LIMIT 10"
             )
             async with db.read() as conn:
-                return list(await conn.exec_driver_sql(sql, params))
+                return list(await conn.execute(text(sql), params))
 
         return run
 
     like_queries = queries[:like_iterations]
     rows = [
-        ("search (FTS5 tiers)", *await timed(queries, repo.search), len(queries)),
-        ("autocomplete (FTS5 prefix)", *await timed(prefixes, repo.autocomplete), len(prefixes)),
+        (f"search ({index} tiers)", *await timed(queries, repo.search), len(queries)),
+        (f"autocomplete ({index})", *await timed(prefixes, repo.autocomplete), len(prefixes)),
         ("LIKE, first 10 newest", *await timed(like_queries, like(False)), like_iterations),
         ("LIKE, all matches (count)", *await timed(like_queries, like(True)), like_iterations),
     ]
@@ -312,23 +375,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--like-iterations", type=int, default=10, help="LIKE is slow")
     parser.add_argument("--db", type=Path, help="database file to build (or reuse with --reuse)")
+    parser.add_argument(
+        "--url", help="an empty PostgreSQL database to build in (postgresql+asyncpg://…)"
+    )
     parser.add_argument("--reuse", action="store_true", help="measure an existing --db as is")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
     factory = PaperFactory(args.seed)
-    with tempfile.TemporaryDirectory(prefix="hotpapers-bench-") as tmp:
-        path = args.db or Path(tmp) / "bench.db"
+    if args.url:
+        shown = make_url(args.url).render_as_string(hide_password=True)
         if not args.reuse:
-            if path.exists():
-                print(f"{path} exists; remove it or pass --reuse", file=sys.stderr)
-                return 2
-            print(f"building {args.papers:,} papers in {path}")
-            asyncio.run(create_schema(path))
-            seconds = fill(path, args.papers, factory)
-            size = path.stat().st_size / 2**20
+            print(f"building {args.papers:,} papers in {shown}")
+            asyncio.run(create_schema(args.url))
+            seconds = asyncio.run(fill_postgres(args.url, args.papers, factory))
+            size = asyncio.run(postgres_size(args.url))
             print(f"built in {seconds:.0f} s; database {size:,.0f} MiB")
-        met = asyncio.run(measure(path, factory, args.iterations, args.like_iterations))
+        met = asyncio.run(measure(args.url, factory, args.iterations, args.like_iterations))
+    else:
+        with tempfile.TemporaryDirectory(prefix="hotpapers-bench-") as tmp:
+            path = args.db or Path(tmp) / "bench.db"
+            url = f"sqlite+aiosqlite:///{path}"
+            if not args.reuse:
+                if path.exists():
+                    print(f"{path} exists; remove it or pass --reuse", file=sys.stderr)
+                    return 2
+                print(f"building {args.papers:,} papers in {path}")
+                asyncio.run(create_schema(url))
+                seconds = fill(path, args.papers, factory)
+                size = path.stat().st_size / 2**20
+                print(f"built in {seconds:.0f} s; database {size:,.0f} MiB")
+            met = asyncio.run(measure(url, factory, args.iterations, args.like_iterations))
     verdict = "PASS" if met else "FAIL"
     print(
         f"\ntarget: p99 ≤ {TARGET_P99_MS:g} ms for search and autocomplete — {verdict}",

@@ -28,6 +28,9 @@ from bot.core.errors import ConfigError, StorageError
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+# The PostgreSQL advisory lock held while migrating ("hotp" in ASCII): one migrator at a time.
+MIGRATION_LOCK_KEY = 0x686F7470
 BUSY_TIMEOUT_MS = 5000
 # Execution option read by the SQLite ``begin`` hook: "IMMEDIATE" takes the write lock at BEGIN,
 # where busy_timeout applies, instead of failing on a lock upgrade halfway through.
@@ -74,6 +77,9 @@ def _describe(exc: BaseException) -> str:
 class Database:
     """One engine and the rules for using it: SQLite pragmas, transactions, schema revision.
 
+    SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) is the other backend, for
+    deployments that outgrow one process. The URL's scheme is the only switch.
+
     Build it with :func:`open` or :meth:`Database.connect`; repositories take it in their
     constructor. Every DB-API failure that leaves :meth:`read` or :meth:`write` is re-raised as
     :class:`StorageError`.
@@ -85,10 +91,21 @@ class Database:
         except ArgumentError as exc:
             raise ConfigError(f"setting `database.url`: not a database URL ({exc})") from None
         self._shown = self.url.render_as_string(hide_password=True)
+        backend = self.url.get_backend_name()
+        if backend not in SUPPORTED_BACKENDS:
+            raise ConfigError(
+                f"setting `database.url`: {self._shown} is a {backend} database; hotpapers "
+                "stores its data in SQLite (sqlite+aiosqlite:///…) or PostgreSQL "
+                "(postgresql+asyncpg://…)"
+            )
         kwargs: dict[str, Any] = {"echo": echo}
         if _is_memory(self.url):
             # One shared connection, or each checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool
+        elif backend == "postgresql":
+            # A server restarts (upgrades, failovers) under a bot that runs for weeks: test a
+            # pooled connection before handing it out rather than fail the next job with it.
+            kwargs["pool_pre_ping"] = True
         try:
             self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -194,9 +211,18 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; everything inside sees one snapshot, then rolls back."""
+        """A connection for reads; everything inside sees one snapshot, then rolls back.
+
+        SQLite's transactions are snapshots already. PostgreSQL's default (READ COMMITTED)
+        takes a new snapshot per statement, so reads made of several queries (mentions, then
+        their links) run in a read-only REPEATABLE READ transaction, which never waits for
+        writers nor makes them fail."""
         try:
             async with self.engine.connect() as conn:
+                if not self.is_sqlite:
+                    await conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
                 yield conn
         except DBAPIError as exc:
             raise StorageError(f"database error: {_describe(exc)}") from exc
@@ -297,16 +323,23 @@ class Database:
                 # would cascade-delete child rows. The pragma is a no-op inside a transaction, so
                 # it is set on the raw connection before Alembic begins one.
                 _raw_pragma(conn, "PRAGMA foreign_keys = OFF")
+            else:
+                # Processes starting together on one PostgreSQL database (shards) migrate one
+                # at a time: the next waits here, then finds the schema at head. (On SQLite the
+                # file lock, storage/lock.py, already keeps to one process.) Alembic then runs
+                # inside this transaction, which is committed below.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             try:
                 action(alembic_config(conn), revision)
-                if fk_off:
-                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                    conn.commit()
-                    if broken:
-                        raise StorageError(
-                            f"migration to {revision} left {len(broken)} broken foreign keys, "
-                            f"first in table {broken[0][0]}"
-                        )
+                broken = (
+                    conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() if fk_off else []
+                )
+                conn.commit()
+                if broken:
+                    raise StorageError(
+                        f"migration to {revision} left {len(broken)} broken foreign keys, "
+                        f"first in table {broken[0][0]}"
+                    )
             finally:
                 if fk_off:
                     conn.rollback()

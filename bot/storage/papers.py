@@ -16,12 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.core.models import Paper
 from bot.storage.dialect import aware, chunked, insert_for
 from bot.storage.engine import Database
-from bot.storage.tables import PAPERS_FTS, PAPERS_TITLE_FTS, missing_ids, paper_categories, papers
+from bot.storage.tables import (
+    PAPERS_FTS,
+    PAPERS_SEARCH_VECTOR,
+    PAPERS_TITLE_FTS,
+    PAPERS_TITLE_VECTOR,
+    missing_ids,
+    paper_categories,
+    papers,
+)
 
 log = logging.getLogger(__name__)
 
 # bm25 weights of papers_title_fts (title, authors): a word in the title says more about what
-# a paper is than a co-author's name that happens to be the same word.
+# a paper is than a co-author's name that happens to be the same word. PostgreSQL's ts_rank_cd
+# takes the same ratio as the weights of the title vector's A (title) and B (authors) labels.
 SEARCH_WEIGHTS = (10.0, 4.0)
 # bm25 ranks the newest SEARCH_POOL title matches: FTS5 walks its index in rowid (= papers.id,
 # storage) order and stops there, so a query as broad as "model" costs a few ms, not 80.
@@ -55,6 +64,32 @@ _AUTOCOMPLETE_SQL = (
     f"WHERE {PAPERS_TITLE_FTS} MATCH :match ORDER BY rowid DESC LIMIT :limit"
 )
 
+# PostgreSQL (migration 0007): the same tiers over the generated tsvector columns and their GIN
+# indexes. The query is computed once (in FROM), not once per row. Tier 1 ranks by cover
+# density (ts_rank_cd: the more, and the closer together, the words, the better), divided by
+# 1 + log(length) (normalization 1) so that a long title does not win by length alone, as bm25
+# does; plain ts_rank saturates after one occurrence and cannot tell "a sparse attention
+# paper" from a title saying it twice. Weights are {D, C, B, A}: the title vector has only A
+# (title) and B (authors) lexemes.
+_PG_WEIGHTS = f"{{0, 0, {SEARCH_WEIGHTS[1] / SEARCH_WEIGHTS[0]:g}, 1}}"
+_PG_TITLE_TIER_SQL = (
+    "SELECT id FROM (SELECT id, "  # noqa: S608 - constants
+    f"ts_rank_cd('{_PG_WEIGHTS}'::real[], {PAPERS_TITLE_VECTOR}, query, 1) AS score "
+    "FROM papers, to_tsquery('simple', :query) AS query "
+    f"WHERE {PAPERS_TITLE_VECTOR} @@ query ORDER BY id DESC LIMIT :pool) AS pool "
+    "ORDER BY score DESC, id DESC LIMIT :limit"
+)
+_PG_ANYWHERE_TIER_SQL = (
+    "SELECT id FROM papers, to_tsquery('simple', :query) AS query "  # noqa: S608 - constants
+    f"WHERE {PAPERS_SEARCH_VECTOR} @@ query ORDER BY id DESC LIMIT :limit"
+)
+_PG_AUTOCOMPLETE_SQL = (
+    "SELECT id FROM papers, to_tsquery('simple', :query) AS query "  # noqa: S608 - constants
+    f"WHERE {PAPERS_TITLE_VECTOR} @@ query ORDER BY id DESC LIMIT :limit"
+)
+# What migration 0007's hotpapers_search_text strips from Latin letters (after NFD).
+_LATIN_MARKS = re.compile(r"([A-Za-z])[\u0300-\u036f]+")
+
 
 def query_terms(user_text: str) -> list[str]:
     """The words of ``user_text`` as the FTS tokenizer would see them (bounded)."""
@@ -77,24 +112,68 @@ def match_expression(user_text: str) -> str | None:
     return " ".join(quote_term(t) for t in terms) or None
 
 
-def prefix_expression(user_text: str) -> str | None:
-    """Like :func:`match_expression`, with the last word as a prefix while it is being typed.
+def typed_terms(user_text: str) -> tuple[list[str], str | None]:
+    """The words of text being typed: those complete, and the last one if it is still a prefix.
 
-    ``"attention is al"`` → ``"attention" "is" "al"*``. A last word shorter than the shortest
-    prefix index is dropped (a one-letter prefix would read most of the index); once the user has
-    typed a separator after it, the last word counts as complete.
+    A last word shorter than the shortest prefix index is dropped (a one-letter prefix would read
+    most of the index); once the user has typed a separator after it, it counts as complete.
     """
     terms = query_terms(user_text)
     if not terms:
-        return None
-    parts = [quote_term(t) for t in terms[:-1]]
-    last = terms[-1]
+        return [], None
     typing_last = not user_text[-1:].isspace() and _WORD.search(user_text[-1:]) is not None
     if not typing_last:
-        parts.append(quote_term(last))
-    elif len(last) >= MIN_PREFIX_CHARS:
-        parts.append(quote_term(last) + "*")
+        return terms, None
+    last = terms[-1]
+    return terms[:-1], (last if len(last) >= MIN_PREFIX_CHARS else None)
+
+
+def prefix_expression(user_text: str) -> str | None:
+    """Like :func:`match_expression`, with the last word as a prefix while it is being typed.
+
+    ``"attention is al"`` → ``"attention" "is" "al"*`` (see :func:`typed_terms`).
+    """
+    complete, prefix = typed_terms(user_text)
+    parts = [quote_term(t) for t in complete]
+    if prefix is not None:
+        parts.append(quote_term(prefix) + "*")
     return " ".join(parts) or None
+
+
+def fold_diacritics(word: str) -> str:
+    """``word`` without the accents of its Latin letters (``Schrödinger`` → ``Schrodinger``).
+
+    PostgreSQL's index holds text folded this way (``hotpapers_search_text``, migration 0007),
+    as FTS5's ``remove_diacritics`` does on SQLite; the words searched for must match it.
+    """
+    decomposed = unicodedata.normalize("NFD", word)
+    return unicodedata.normalize("NFC", _LATIN_MARKS.sub(r"\1", decomposed))
+
+
+def quote_lexeme(word: str) -> str:
+    """A ``to_tsquery`` operand: the folded word in single quotes. Never tsquery syntax.
+
+    Words are letters and digits only (:func:`query_terms`); escaping quotes and backslashes
+    anyway keeps this safe on its own.
+    """
+    folded = fold_diacritics(word).replace("\\", "\\\\").replace("'", "''")
+    return f"'{folded}'"
+
+
+def tsquery_text(user_text: str, *, prefix: bool = False) -> str | None:
+    """The ``to_tsquery('simple', …)`` text of :func:`match_expression` (``prefix=False``) or
+    :func:`prefix_expression` (``prefix=True``) on PostgreSQL; None if there are no words.
+
+    ``"attention is al"`` with ``prefix`` → ``'attention' & 'is' & 'al':*``.
+    """
+    if not prefix:
+        parts = [quote_lexeme(t) for t in query_terms(user_text)]
+    else:
+        complete, last = typed_terms(user_text)
+        parts = [quote_lexeme(t) for t in complete]
+        if last is not None:
+            parts.append(quote_lexeme(last) + ":*")
+    return " & ".join(parts) or None
 
 
 def id_prefix(user_text: str) -> str | None:
@@ -104,7 +183,8 @@ def id_prefix(user_text: str) -> str | None:
 
 
 class PaperRepository:
-    """Papers and their categories, ids arXiv does not know, and search over the FTS5 index."""
+    """Papers and their categories, ids arXiv does not know, and full-text search (FTS5 on
+    SQLite, tsvector columns with GIN indexes on PostgreSQL)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -208,20 +288,29 @@ class PaperRepository:
         of every query word to get its IDF, ~30 ns per matching row, so three common words over
         a million abstracts cost 20+ ms before ranking a single row; the same scan over titles
         is ten times shorter. ``bench/bench_search.py`` has the figures.
+
+        On PostgreSQL the tiers are the same, over the title and the full tsvector columns;
+        tier 1 ranks by cover density (``ts_rank_cd``, title weighted above authors, damped
+        by length) instead of bm25.
         """
-        expression = match_expression(user_text)
-        if expression is None or limit <= 0:
+        if limit <= 0:
             return []
-        self._require_fts()
+        if self._db.is_sqlite:
+            query = match_expression(user_text)
+            title_sql, anywhere_sql, key = _TITLE_TIER_SQL, _ANYWHERE_TIER_SQL, "match"
+        else:
+            query = tsquery_text(user_text)
+            title_sql, anywhere_sql, key = _PG_TITLE_TIER_SQL, _PG_ANYWHERE_TIER_SQL, "query"
+        if query is None:
+            return []
         async with self._db.read() as conn:
             ranked = await conn.execute(
-                text(_TITLE_TIER_SQL),
-                {"match": expression, "pool": SEARCH_POOL, "limit": limit},
+                text(title_sql), {key: query, "pool": SEARCH_POOL, "limit": limit}
             )
             ids = list(ranked.scalars())
             if len(ids) < limit:
                 newest = await conn.execute(
-                    text(_ANYWHERE_TIER_SQL), {"match": expression, "limit": limit + len(ids)}
+                    text(anywhere_sql), {key: query, "limit": limit + len(ids)}
                 )
                 seen = set(ids)
                 ids += [i for i in newest.scalars() if i not in seen][: limit - len(ids)]
@@ -236,9 +325,10 @@ class PaperRepository:
 
         Input that looks like an arXiv id (``2401.12``, ``arXiv:2401.1``, ``hep-th/99``)
         matches id prefixes. Otherwise every word typed must appear in the title or authors,
-        the last one as a prefix (served by the prefix indexes of papers_title_fts). Newest
-        first rather than bm25: FTS5 then stops after ``limit`` rows, whereas bm25 would first
-        scan the doclist of a short prefix such as ``co*``, most of the index, on each keystroke.
+        the last one as a prefix (served by the prefix indexes of papers_title_fts, or on
+        PostgreSQL by the GIN index of the title vector, ``'word':*``). Newest first rather
+        than bm25: FTS5 then stops after ``limit`` rows, whereas bm25 would first scan the
+        doclist of a short prefix such as ``co*``, most of the index, on each keystroke.
         """
         if limit <= 0:
             return []
@@ -251,16 +341,13 @@ class PaperRepository:
                 .limit(limit)
             )
         else:
-            expression = prefix_expression(user_text)
-            if expression is None:
+            if self._db.is_sqlite:
+                sql, params = _AUTOCOMPLETE_SQL, {"match": prefix_expression(user_text)}
+            else:
+                sql, params = _PG_AUTOCOMPLETE_SQL, {"query": tsquery_text(user_text, prefix=True)}
+            if None in params.values():
                 return []
-            self._require_fts()
-            hits = (
-                text(_AUTOCOMPLETE_SQL)
-                .bindparams(match=expression, limit=limit)
-                .columns(id=Integer)
-                .subquery("hits")
-            )
+            hits = text(sql).bindparams(**params, limit=limit).columns(id=Integer).subquery("hits")
             stmt = (
                 select(papers.c.arxiv_id, papers.c.title)
                 .join(hits, hits.c.id == papers.c.id)
@@ -268,12 +355,6 @@ class PaperRepository:
             )
         async with self._db.read() as conn:
             return [(arxiv_id, title) for arxiv_id, title in await conn.execute(stmt)]
-
-    def _require_fts(self) -> None:
-        if not self._db.is_sqlite:
-            # The PostgreSQL counterpart (a weighted tsvector + GIN index) is sketched in
-            # migration 0001 and belongs in a branch here once it exists.
-            raise NotImplementedError(f"full-text search is not implemented on {self._db.dialect}")
 
 
 def _successor(prefix: str) -> str:
@@ -332,9 +413,13 @@ async def _papers_from_rows(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> 
 __all__ = [
     "SEARCH_WEIGHTS",
     "PaperRepository",
+    "fold_diacritics",
     "id_prefix",
     "match_expression",
     "prefix_expression",
     "query_terms",
+    "quote_lexeme",
     "quote_term",
+    "tsquery_text",
+    "typed_terms",
 ]

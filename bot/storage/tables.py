@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from bot.core.models import DigestState, DigestStyle, EmptyDay, RankingMode
-from bot.storage.types import ISODate, JSONText, UTCDateTime
+from bot.storage.types import ISODate, JSONText, UTCDateTime, key_string
 
 # Named constraints let future migrations alter tables on SQLite (batch mode recreates the table
 # and can only drop what it can name).
@@ -51,6 +51,10 @@ RANKING_MODES = tuple(mode.value for mode in RankingMode)
 # notion of virtual tables. Their columns, in this order, are what the bm25 weights refer to.
 PAPERS_FTS = "papers_fts"  # title, authors, abstract: search
 PAPERS_TITLE_FTS = "papers_title_fts"  # title, authors, with prefix indexes: autocomplete
+# Their PostgreSQL counterparts (migration 0007): generated tsvector columns of papers, each with
+# a GIN index. Not declared below, because SQLite has no such columns; repositories name them.
+PAPERS_SEARCH_VECTOR = "search_vector"  # title (A), authors (B), abstract (C): search
+PAPERS_TITLE_VECTOR = "title_vector"  # title (A), authors (B): title-tier search, autocomplete
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -63,7 +67,7 @@ papers = Table(
     # An explicit INTEGER PRIMARY KEY is SQLite's rowid, and only such a rowid survives VACUUM
     # unchanged; the external-content FTS index is keyed by it.
     Column("id", Integer, primary_key=True),
-    Column("arxiv_id", String(32), nullable=False, unique=True),
+    Column("arxiv_id", key_string(32), nullable=False, unique=True),
     Column("version", Integer),
     Column("title", Text, nullable=False),
     Column("abstract", Text, nullable=False),
@@ -82,11 +86,11 @@ paper_categories = Table(
     metadata,
     Column(
         "arxiv_id",
-        String(32),
+        key_string(32),
         ForeignKey("papers.arxiv_id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("category", String(32), nullable=False),
+    Column("category", key_string(32), nullable=False),
     # Paper.categories is ordered (primary first, then arXiv's order), a set of rows is not.
     Column("position", SmallInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("arxiv_id", "category"),
@@ -96,7 +100,7 @@ paper_categories = Table(
 missing_ids = Table(
     "missing_ids",
     metadata,
-    Column("arxiv_id", String(32), primary_key=True),
+    Column("arxiv_id", key_string(32), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("checked_at", UTCDateTime, nullable=False),
 )
@@ -106,7 +110,7 @@ mentions = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("source", String(32), nullable=False),
-    Column("post_id", String(128), nullable=False),
+    Column("post_id", key_string(128), nullable=False),
     Column("url", Text, nullable=False),
     Column("author", Text, nullable=False),
     Column("author_name", Text),
@@ -129,7 +133,7 @@ mention_papers = Table(
         nullable=False,
     ),
     # No foreign key to papers: a post may link an id that is not resolved yet (or never will be).
-    Column("arxiv_id", String(32), nullable=False),
+    Column("arxiv_id", key_string(32), nullable=False),
     Column("position", SmallInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("mention_id", "arxiv_id"),
     Index(None, "arxiv_id"),
@@ -205,7 +209,7 @@ guild_categories = Table(
         ForeignKey("guilds.guild_id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("category", String(32), nullable=False),
+    Column("category", key_string(32), nullable=False),
     Column("added_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("guild_id", "category"),
 )
@@ -251,7 +255,7 @@ digest_papers = Table(
         nullable=False,
     ),
     Column("guild_id", BigInteger, nullable=False),
-    Column("arxiv_id", String(32), nullable=False),
+    Column("arxiv_id", key_string(32), nullable=False),
     Column("rank", Integer, nullable=False),
     Column("posted_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("digest_id", "arxiv_id"),

@@ -1,4 +1,4 @@
-"""Column types: timezone-aware UTC datetimes, ISO dates and readable JSON text on any dialect."""
+"""Column types: UTC datetimes, ISO dates, JSON text and byte-ordered keys on any dialect."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ def utc_text(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: storage only accepts timezone-aware values")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def key_string(length: int) -> TypeEngine[str]:
+    """Identifier text (arXiv ids, post ids, categories) ordered byte by byte on every dialect.
+
+    SQLite compares text with memcmp. PostgreSQL uses the database's collation, and a linguistic
+    one (``en_US.UTF-8``) ignores punctuation at first: ``'2503.0' < x < '2503/'`` would then
+    miss ``2503.01234``, breaking the prefix ranges of id autocomplete and of an account's posts,
+    and "sorted" would not mean code-point order. ``COLLATE "C"`` keeps those ranges exact and
+    served by the index (migration 0007 sets it on existing PostgreSQL databases).
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -1,10 +1,12 @@
-"""Migrations from an empty database, step by step both ways, and the engine's SQLite setup."""
+"""Migrations from an empty database, step by step both ways, on SQLite and PostgreSQL; the
+engine's SQLite setup."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import importlib.util
 import io
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,15 +14,43 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy import Connection, TextClause, bindparam, func, inspect, select, text
 
 from bot.core.errors import ConfigError, StorageError
 from bot.storage.engine import Database, alembic_config, head_revision
 from bot.storage.engine import open as open_database
-from bot.storage.tables import digests, guild_categories, guilds, metadata
+from bot.storage.papers import PaperRepository
+from bot.storage.tables import (
+    PAPERS_SEARCH_VECTOR,
+    PAPERS_TITLE_VECTOR,
+    digests,
+    guild_categories,
+    guilds,
+    metadata,
+)
+from bot.storage.types import UTCDateTime
 
 MEMORY = "sqlite+aiosqlite:///:memory:"
 FTS_TABLES = {"papers_fts", "papers_title_fts"}
+SEARCH_VECTORS = {PAPERS_SEARCH_VECTOR, PAPERS_TITLE_VECTOR}  # PostgreSQL's, on papers
+AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+END = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
+
+
+def search_tables(db: Database) -> set[str]:
+    """The tables of the search index: FTS5's on SQLite; none on PostgreSQL (columns there)."""
+    return FTS_TABLES if db.is_sqlite else set()
+
+
+def stamped(sql: str, *names: str) -> TextClause:
+    """Raw SQL whose ``names`` parameters are aware datetimes, bound as each backend stores
+    them (ISO text on SQLite, timestamptz on PostgreSQL)."""
+    return text(sql).bindparams(*(bindparam(name, type_=UTCDateTime) for name in names))
+
+
+async def column_names(db: Database, table: str) -> set[str]:
+    async with db.read() as conn:
+        return await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns(table)})
 
 
 async def table_names(db: Database) -> set[str]:
@@ -35,19 +65,19 @@ def revisions_oldest_first() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
-async def test_empty_database_upgrades_to_head() -> None:
-    async with Database.connect(MEMORY) as db:
+async def test_empty_database_upgrades_to_head(database_url: str) -> None:
+    async with Database.connect(database_url) as db:
         assert await db.current_revision() == head_revision()
         assert await table_names(db) == {
             *metadata.tables,
-            *FTS_TABLES,
+            *search_tables(db),
             "alembic_version",
         }
         await db.check_schema()
 
 
-async def test_each_revision_up_then_all_the_way_down_and_up_again() -> None:
-    async with Database.connect(MEMORY, migrate=False) as db:
+async def test_each_revision_up_then_all_the_way_down_and_up_again(database_url: str) -> None:
+    async with Database.connect(database_url, migrate=False) as db:
         assert await db.current_revision() is None
         for revision in revisions_oldest_first():
             await db.upgrade(revision)
@@ -59,19 +89,24 @@ async def test_each_revision_up_then_all_the_way_down_and_up_again() -> None:
         assert await table_names(db) == {"alembic_version"}
         await db.upgrade()
         assert await db.current_revision() == head_revision()
-        assert await table_names(db) >= FTS_TABLES
+        assert await table_names(db) >= search_tables(db)
+        if not db.is_sqlite:
+            assert await column_names(db, "papers") >= SEARCH_VECTORS
 
 
 async def test_migrated_schema_matches_the_tables_module(db: Database) -> None:
+    def include(obj: object, name: str | None, type_: str, reflected: bool, _other: object) -> bool:
+        if type_ == "table":
+            return not (name == "alembic_version" or "_fts" in (name or ""))
+        # PostgreSQL's search vectors and their indexes exist only there (migration 0007).
+        return not (
+            (type_ == "column" and name in SEARCH_VECTORS)
+            or (type_ == "index" and name in {f"ix_papers_{v}" for v in SEARCH_VECTORS})
+        )
+
     def diff(conn: Connection) -> list[object]:
         context = MigrationContext.configure(
-            conn,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, type_, _parent: (
-                    not (type_ == "table" and (name == "alembic_version" or "_fts" in (name or "")))
-                ),
-            },
+            conn, opts={"compare_type": True, "include_object": include}
         )
         return compare_metadata(context, metadata)
 
@@ -79,20 +114,36 @@ async def test_migrated_schema_matches_the_tables_module(db: Database) -> None:
         assert await conn.run_sync(diff) == []
 
 
-async def test_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
-    async with Database.connect(url):
+async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
+    async with Database.connect(database_url):
         pass
-    async with Database.connect(url) as db:
+    async with Database.connect(database_url) as db:
         await db.upgrade()
         assert await db.current_revision() == head_revision()
 
 
+@pytest.mark.postgresql_only
+async def test_processes_starting_together_migrate_one_at_a_time(database_url: str) -> None:
+    """Shards started at once on one empty PostgreSQL database: one creates the schema, the
+    others wait for it (an advisory lock) and find it at head, instead of failing on tables
+    that already exist."""
+    databases = [Database(database_url) for _ in range(4)]
+    try:
+        async with asyncio.timeout(60):  # without the lock they would wait on each other
+            await asyncio.gather(*(db.upgrade() for db in databases))
+        assert {await db.current_revision() for db in databases} == {head_revision()}
+    finally:
+        for db in databases:
+            await db.close()
+
+
+@pytest.mark.sqlite_only
 async def test_foreign_keys_are_enforced(db: Database) -> None:
     async with db.read() as conn:
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
 
 
+@pytest.mark.sqlite_only
 async def test_file_database_uses_wal_and_foreign_keys(file_db: Database) -> None:
     async with file_db.read() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
@@ -100,6 +151,7 @@ async def test_file_database_uses_wal_and_foreign_keys(file_db: Database) -> Non
         assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() > 0
 
 
+@pytest.mark.sqlite_only
 async def test_foreign_keys_back_on_after_a_migration(file_db: Database) -> None:
     await file_db.downgrade("base")
     await file_db.upgrade()
@@ -124,17 +176,25 @@ async def test_invalid_url_is_a_configuration_error() -> None:
         await open_database("not a url")
     with pytest.raises(ConfigError, match=r"database\.url"):
         await open_database("nosuchdialect://x")
+    with pytest.raises(ConfigError, match=r"database\.url.*SQLite.*PostgreSQL"):
+        await open_database("mysql+aiomysql://bot:s3cret@db/hotpapers")
 
 
-async def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "newer.db"
-    async with Database.connect(f"sqlite+aiosqlite:///{path}"):
-        pass
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+async def test_an_unreachable_postgresql_server_is_a_storage_error(
+    unused_tcp_port: int,
+) -> None:
+    url = f"postgresql+asyncpg://bot:s3cret@127.0.0.1:{unused_tcp_port}/hotpapers"
+    with pytest.raises(StorageError, match="cannot open database") as info:
+        await open_database(url)
+    assert "s3cret" not in str(info.value)
+
+
+async def test_database_newer_than_the_code_is_refused(database_url: str) -> None:
+    async with Database.connect(database_url) as db, db.write() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
     with pytest.raises(StorageError, match="newer hotpapers"):
-        await open_database(f"sqlite+aiosqlite:///{path}")
-    db = await open_database(f"sqlite+aiosqlite:///{path}", migrate=False)
+        await open_database(database_url)
+    db = await open_database(database_url, migrate=False)
     try:
         with pytest.raises(StorageError, match="does not know"):
             await db.check_schema()
@@ -142,8 +202,8 @@ async def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_check_schema_asks_for_an_upgrade() -> None:
-    db = await open_database(MEMORY, migrate=False)
+async def test_check_schema_asks_for_an_upgrade(database_url: str) -> None:
+    db = await open_database(database_url, migrate=False)
     try:
         with pytest.raises(StorageError, match="hotpapers db upgrade"):
             await db.check_schema()
@@ -154,7 +214,7 @@ async def test_check_schema_asks_for_an_upgrade() -> None:
 
 
 async def test_database_errors_become_storage_errors(db: Database) -> None:
-    with pytest.raises(StorageError, match="no such table"):
+    with pytest.raises(StorageError, match=r"no such table|does not exist"):
         async with db.read() as conn:
             await conn.execute(text("SELECT * FROM no_such_table"))
 
@@ -186,6 +246,11 @@ def test_migrations_render_for_postgresql_without_fts5() -> None:
     assert "TIMESTAMP WITH TIME ZONE" in sql
     assert "BIGINT" in sql
     assert "fts5" not in sql.lower()
+    # 0007: the PostgreSQL search index and byte-ordered ids.
+    assert "tsvector GENERATED ALWAYS AS" in sql
+    assert "USING gin (title_vector)" in sql
+    assert "USING gin (search_vector)" in sql
+    assert 'TYPE VARCHAR(32) COLLATE "C"' in sql
 
 
 async def insert_guild_then_fail(db: Database) -> None:
@@ -207,24 +272,51 @@ async def test_write_rolls_back_on_error(db: Database) -> None:
         assert (await conn.execute(text("SELECT count(*) FROM guilds"))).scalar_one() == 0
 
 
-async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(tmp_path: Path) -> None:
+async def test_a_read_sees_one_snapshot(file_db: Database) -> None:
+    """Writes committed while a read is open are not seen by it (SQLite: WAL snapshots;
+    PostgreSQL: REPEATABLE READ), so a read made of several queries is consistent."""
+    from bot.storage.guilds import GuildRepository
+
+    repo = GuildRepository(file_db)
+    await repo.ensure(1)
+    count = select(func.count()).select_from(guilds)
+    async with file_db.read() as conn:
+        before = (await conn.execute(count)).scalar_one()
+        await repo.ensure(2)  # committed on another connection meanwhile
+        during = (await conn.execute(count)).scalar_one()
+    assert (before, during) == (1, 1)
+    assert [g.guild_id for g in await repo.all()] == [1, 2]
+
+
+@pytest.mark.postgresql_only
+async def test_a_read_cannot_write(db: Database) -> None:
+    with pytest.raises(StorageError, match="read-only transaction"):
+        async with db.read() as conn:
+            await conn.execute(text("DELETE FROM guilds"))
+
+
+async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(
+    database_url: str,
+) -> None:
     """Upgrade a 0001 database holding a guild, its category and a digest; then downgrade. The
     SQLite table rebuild of the downgrade must not cascade into the rows that reference it."""
-    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", migrate=False) as db:
+    async with Database.connect(database_url, migrate=False) as db:
         await db.upgrade("0001")
-        stamp = {"at": "2025-01-01T00:00:00.000000+00:00"}
+        stamp = {"at": AT}
         async with db.write() as conn:
             await conn.execute(
-                text(
+                stamped(
                     "INSERT INTO guilds (guild_id, channel_id, created_at, updated_at) "
-                    "VALUES (1, 10, :at, :at)"
+                    "VALUES (1, 10, :at, :at)",
+                    "at",
                 ),
                 stamp,
             )
             await conn.execute(
-                text(
+                stamped(
                     "INSERT INTO guild_categories (guild_id, category, added_at) "
-                    "VALUES (1, 'cs.LG', :at)"
+                    "VALUES (1, 'cs.LG', :at)",
+                    "at",
                 ),
                 stamp,
             )
@@ -233,10 +325,7 @@ async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(tmp_pa
             )
 
         async def columns() -> set[str]:
-            async with db.read() as conn:
-                return await conn.run_sync(
-                    lambda c: {col["name"] for col in inspect(c).get_columns("guilds")}
-                )
+            return await column_names(db, "guilds")
 
         async def counts() -> list[int]:
             async with db.read() as conn:
@@ -264,25 +353,23 @@ async def test_0002_adds_active_since_and_keeps_every_guild_row_both_ways(tmp_pa
         await db.check_schema()
 
 
-async def test_0003_adds_the_error_kind_and_keeps_the_runs(tmp_path: Path) -> None:
+async def test_0003_adds_the_error_kind_and_keeps_the_runs(database_url: str) -> None:
     """A 0002 database's failed run survives the upgrade (its kind unknown: the generic phrase)
     and the downgrade."""
     from bot.storage.runs import RunRepository
 
-    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", migrate=False) as db:
+    async with Database.connect(database_url, migrate=False) as db:
         await db.upgrade("0002")
-        stamps = {
-            "at": "2025-01-01T00:00:00.000000+00:00",
-            "end": "2025-01-02T00:00:00.000000+00:00",
-        }
         async with db.write() as conn:
             await conn.execute(
-                text(
+                stamped(
                     "INSERT INTO source_runs (source, window_start, window_end, started_at, "
                     "finished_at, mentions, requests, error) "
-                    "VALUES ('x', :at, :end, :end, :end, 0, 3, 'HTTP 503 after 3 attempts')"
+                    "VALUES ('x', :at, :end, :end, :end, 0, 3, 'HTTP 503 after 3 attempts')",
+                    "at",
+                    "end",
                 ),
-                stamps,
+                {"at": AT, "end": END},
             )
         await db.upgrade("0003")
         run = (await RunRepository(db).latest_by_source())["x"]
@@ -294,25 +381,25 @@ async def test_0003_adds_the_error_kind_and_keeps_the_runs(tmp_path: Path) -> No
         await db.check_schema()
 
 
-async def test_0004_adds_the_stream_tables_and_keeps_the_data_both_ways(tmp_path: Path) -> None:
+async def test_0004_adds_the_stream_tables_and_keeps_the_data_both_ways(
+    database_url: str,
+) -> None:
     """A 0003 database's mentions survive the upgrade; the cursor and gaps work on 0004; the
     downgrade drops just the two stream tables (and their index) and keeps the mentions."""
-    import datetime as dt
-
     from bot.storage.streams import StreamRepository
 
-    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", migrate=False) as db:
+    async with Database.connect(database_url, migrate=False) as db:
         await db.upgrade("0003")
         assert not {"stream_state", "stream_gaps"} & await table_names(db)
-        stamps = {"at": "2025-01-01T00:00:00.000000+00:00"}
         async with db.write() as conn:
             await conn.execute(
-                text(
+                stamped(
                     "INSERT INTO mentions (source, post_id, url, author, text, created_at, "
                     "first_seen_at) VALUES ('x', '1', 'https://x.com/u/status/1', 'u', 't', "
-                    ":at, :at)"
+                    ":at, :at)",
+                    "at",
                 ),
-                stamps,
+                {"at": AT},
             )
 
         async def mention_rows() -> int:
@@ -332,13 +419,13 @@ async def test_0004_adds_the_stream_tables_and_keeps_the_data_both_ways(tmp_path
         await db.downgrade("0003")
         assert await db.current_revision() == "0003"
         assert not {"stream_state", "stream_gaps"} & await table_names(db)
+        catalog = (
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE :n"
+            if db.is_sqlite
+            else "SELECT indexname FROM pg_indexes WHERE indexname LIKE :n"
+        )
         async with db.read() as conn:
-            indexes = (
-                await conn.execute(
-                    text("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE :n"),
-                    {"n": "ix_stream%"},
-                )
-            ).all()
+            indexes = (await conn.execute(text(catalog), {"n": "ix_stream%"})).all()
         assert indexes == []
         assert await mention_rows() == 1
         await db.upgrade()
@@ -346,9 +433,62 @@ async def test_0004_adds_the_stream_tables_and_keeps_the_data_both_ways(tmp_path
         assert await StreamRepository(db).cursor("bluesky") is None
 
 
-async def test_0004_upgrades_an_empty_database_and_down_to_empty(tmp_path: Path) -> None:
-    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", migrate=False) as db:
+async def test_0004_upgrades_an_empty_database_and_down_to_empty(database_url: str) -> None:
+    async with Database.connect(database_url, migrate=False) as db:
         await db.upgrade("0004")
         assert {"stream_state", "stream_gaps"} <= await table_names(db)
         await db.downgrade("base")
         assert await table_names(db) == {"alembic_version"}
+
+
+async def test_0007_indexes_the_papers_already_stored_and_keeps_them_both_ways(
+    database_url: str,
+) -> None:
+    """Papers stored at 0006 are searchable after 0007 (on PostgreSQL its generated vectors are
+    computed for the existing rows) and survive the downgrade, which removes only the vectors,
+    their indexes and the ids' collation."""
+    async with Database.connect(database_url, migrate=False) as db:
+        await db.upgrade("0006")
+        async with db.write() as conn:
+            await conn.execute(
+                stamped(
+                    "INSERT INTO papers (arxiv_id, title, abstract, authors, primary_category, "
+                    "published, updated, fetched_at) VALUES ('2503.00001', 'Über Schrödinger', "
+                    "'Cats in boxes.', '[\"José Pérez\"]', 'quant-ph', :at, :at, :at)",
+                    "at",
+                ),
+                {"at": AT},
+            )
+
+        async def papers_stored() -> int:
+            async with db.read() as conn:
+                return (await conn.execute(text("SELECT count(*) FROM papers"))).scalar_one()
+
+        async def id_collations() -> set[str | None]:
+            async with db.read() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT collation_name FROM information_schema.columns "
+                        "WHERE column_name IN ('arxiv_id', 'post_id', 'category') "
+                        "AND table_schema = current_schema()"
+                    )
+                )
+                return set(rows.scalars())
+
+        await db.upgrade("0007")
+        repo = PaperRepository(db)
+        assert [p.arxiv_id for p in await repo.search("schrodinger perez")] == ["2503.00001"]
+        assert [p.arxiv_id for p in await repo.search("boxes")] == ["2503.00001"]
+        assert await repo.autocomplete("über schr") == [("2503.00001", "Über Schrödinger")]
+        if not db.is_sqlite:
+            assert await column_names(db, "papers") >= SEARCH_VECTORS
+            assert await id_collations() == {"C"}
+
+        await db.downgrade("0006")
+        assert await papers_stored() == 1
+        if not db.is_sqlite:
+            assert not await column_names(db, "papers") & SEARCH_VECTORS
+            assert await id_collations() == {None}
+        await db.upgrade()
+        await db.check_schema()
+        assert [p.arxiv_id for p in await PaperRepository(db).search("pérez")] == ["2503.00001"]

@@ -1,4 +1,5 @@
-"""PaperRepository: upserts, lookups, missing ids, FTS5 search, autocomplete and hostile input."""
+"""PaperRepository: upserts, lookups, missing ids, full-text search, autocomplete and hostile
+input, on SQLite (FTS5) and PostgreSQL (tsvector)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from sqlalchemy import delete, text
 from bot.storage.engine import Database
 from bot.storage.papers import (
     PaperRepository,
+    fold_diacritics,
     id_prefix,
     match_expression,
     prefix_expression,
+    quote_lexeme,
     quote_term,
+    tsquery_text,
 )
 from bot.storage.tables import papers
 from tests.storage.factories import T0, make_paper
@@ -27,7 +31,11 @@ def repo(db: Database) -> PaperRepository:
 
 
 async def fts_integrity(db: Database) -> None:
-    """FTS5's own check that the external-content indexes agree with papers (raises if not)."""
+    """FTS5's own check that the external-content indexes agree with papers (raises if not).
+
+    PostgreSQL's vectors are generated columns: the server computes them, nothing can drift."""
+    if not db.is_sqlite:
+        return
     async with db.read() as conn:
         for table in ("papers_fts", "papers_title_fts"):
             await conn.execute(
@@ -179,6 +187,37 @@ async def test_search_finds_authors_and_ignores_case(repo: PaperRepository) -> N
     assert len(await repo.search("HINTON")) == 1
 
 
+async def test_punctuation_separates_words_on_every_backend(repo: PaperRepository) -> None:
+    # PostgreSQL's parser alone would keep "arxiv.org" (a host), "GPT-4" ("gpt", "-4"), "1.5"
+    # (a number) or "<tags>" (markup, dropped) as tokens FTS5 never makes.
+    await repo.upsert(
+        [
+            make_paper(
+                title="GPT-4 on arxiv.org: self-supervised scaling to 1.5 billion <tags>",
+                abstract="Write to a@b.example or see https://example.org/x_y?z=1.",
+            )
+        ],
+        T0,
+    )
+    for query in (
+        "GPT-4",
+        "gpt 4",
+        "arxiv",
+        "org",
+        "self-supervised",
+        "supervised",
+        "1.5",
+        "5 billion",
+        "tags",
+        "example",
+        "x_y",
+        "z",
+    ):
+        assert [p.arxiv_id for p in await repo.search(query)] == ["2503.00001"], query
+    assert [a for a, _ in await repo.autocomplete("arxiv.or")] == ["2503.00001"]
+    assert await repo.search("arxivorg") == []
+
+
 async def test_diacritics_are_folded(repo: PaperRepository) -> None:
     await repo.upsert(
         [
@@ -313,6 +352,9 @@ async def test_autocomplete_by_id_prefix(repo: PaperRepository) -> None:
         T0,
     )
     assert await repo.autocomplete("2503.012") == [("2503.01299", "Two"), ("2503.01234", "One")]
+    # Ranges compare bytes on every backend: a linguistic collation that skips punctuation
+    # would put "2503.01234" after "2503/", the end of the range of "2503.".
+    assert [a for a, _ in await repo.autocomplete("2503.")] == ["2503.01299", "2503.01234"]
     assert [a for a, _ in await repo.autocomplete("2504")] == ["2504.00001"]
     assert [a for a, _ in await repo.autocomplete("arXiv:2503.01234v2")] == ["2503.01234"]
     assert [a for a, _ in await repo.autocomplete("https://arxiv.org/abs/2504.0")] == ["2504.00001"]
@@ -357,6 +399,38 @@ def test_match_expression(user_text: str, expected: str | None) -> None:
 )
 def test_prefix_expression(user_text: str, expected: str | None) -> None:
     assert prefix_expression(user_text) == expected
+
+
+@pytest.mark.parametrize(
+    ("user_text", "prefix", "expected"),
+    [
+        ("diffusion models", False, "'diffusion' & 'models'"),
+        ('title:x AND "y', False, "'title' & 'x' & 'AND' & 'y'"),
+        ("a & b | !c <-> d:*", False, "'a' & 'b' & 'c' & 'd'"),
+        ("Schrödinger naïve", False, "'Schrodinger' & 'naive'"),
+        ("attention is al", True, "'attention' & 'is' & 'al':*"),
+        ("attention ", True, "'attention'"),
+        ("pér", True, "'per':*"),
+        ("deep x", True, "'deep'"),
+        ("x", True, None),
+        ("🔥", False, None),
+        ("", False, None),
+    ],
+)
+def test_tsquery_text(user_text: str, prefix: bool, expected: str | None) -> None:
+    assert tsquery_text(user_text, prefix=prefix) == expected
+
+
+def test_quote_lexeme_escapes_quotes_and_backslashes() -> None:
+    assert quote_lexeme("it's") == "'it''s'"
+    assert quote_lexeme("a\\b") == "'a\\\\b'"
+
+
+def test_fold_diacritics_as_fts5_does() -> None:
+    # Accents come off Latin letters only; letters without a decomposition stay.
+    assert fold_diacritics("Ångström Pérez Nguyễn") == "Angstrom Perez Nguyen"
+    assert fold_diacritics("ø ł ß") == "ø ł ß"
+    assert fold_diacritics("ά й") == "ά й"
 
 
 @pytest.mark.parametrize(

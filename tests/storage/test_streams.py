@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -56,8 +55,8 @@ async def test_streams_keep_separate_cursors(repo: StreamRepository) -> None:
     assert (await repo.cursor("other")).cursor_us == micros(T0 + HOUR)  # type: ignore[union-attr]
 
 
-async def test_a_cursor_survives_reopening_the_database(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 's.db'}"
+async def test_a_cursor_survives_reopening_the_database(database_url: str) -> None:
+    url = database_url
     async with Database.connect(url) as db:
         await StreamRepository(db).save_cursor("bluesky", micros(T0), JETSTREAM, T0)
     async with Database.connect(url) as db:

@@ -271,10 +271,8 @@ def upgrade() -> None:
     if _is_sqlite():
         for statement in FTS_DDL:
             op.execute(statement)
-    # On PostgreSQL the equivalent is a weighted tsvector with a GIN index, e.g. a generated
-    # column setweight(to_tsvector('simple', title), 'A') || setweight(..., authors, 'B') ||
-    # setweight(..., abstract, 'C') plus CREATE INDEX ... USING gin; it belongs here, in this
-    # branch, once a PostgreSQL deployment exists to test it against.
+    # On PostgreSQL the equivalent (weighted tsvector columns with GIN indexes) is added by
+    # migration 0007.
 
 
 def downgrade() -> None:
