@@ -89,6 +89,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard_ids(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"`{text}` is not a comma-separated list of shard ids, e.g. 0,1"
+        )
+    return [int(part) for part in parts]
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -160,7 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the real pipeline, offline, on the reference day's data")
     demo.add_argument("--format", choices=("markdown", "json"), default="markdown")
 
-    sub.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    run = sub.add_parser("run", help="start the Discord bot (token from DISCORD_TOKEN)")
+    run.add_argument(
+        "--shard-count",
+        type=_positive_int,
+        metavar="N",
+        help="the bot's shards in all (default: discord.shard_count; unset: unsharded)",
+    )
+    run.add_argument(
+        "--shard-ids",
+        type=_shard_ids,
+        metavar="IDS",
+        help="connect only these shards, e.g. 0,1, and post only their servers' digests "
+        "(default: discord.shard_ids; unset: all)",
+    )
     sync = sub.add_parser("sync", help="publish the slash commands to Discord")
     sync.add_argument("--guild", type=int, help="sync to one guild only (instant)")
     sub.add_parser("invite", help="print the URL that adds the bot to a server")
@@ -433,16 +455,58 @@ def _warm_up_charts() -> None:
         log.warning("charts could not be prepared", exc_info=True)
 
 
+def with_shards(settings: Settings, count: int | None, ids: list[int] | None) -> Settings:
+    """``settings`` with ``run --shard-count/--shard-ids`` over ``discord.shard_count/ids``
+    (each given option replaces its setting); a bad pair is a ConfigError naming the options."""
+    from bot.core.shards import check_shards
+
+    if count is None and ids is None:
+        return settings
+    discord_settings = settings.discord
+    new_count = count if count is not None else discord_settings.shard_count
+    new_ids = ids if ids is not None else discord_settings.shard_ids
+    try:
+        checked = check_shards(new_count, new_ids)
+    except ValueError as exc:
+        given = []
+        if count is not None:
+            given.append(f"--shard-count {count}")
+        if ids is not None:
+            given.append(f"--shard-ids {','.join(map(str, ids))}")
+        raise ConfigError(f"{' '.join(given)}: {exc}") from None
+    update = {"shard_count": new_count, "shard_ids": None if checked is None else list(checked)}
+    return settings.model_copy(update={"discord": discord_settings.model_copy(update=update)})
+
+
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.core.shards import Shards
+    from bot.storage.lock import run_lock
+
+    settings = with_shards(settings, args.shard_count, args.shard_ids)
+    token = _token(settings)
+    # SQLite serves one bot process: a second `run` on the same file is refused here, before
+    # it migrates, connects or schedules anything (PostgreSQL takes no lock).
+    with run_lock(settings.database.url) as locked:
+        shards = Shards.of(settings.discord.shard_count, settings.discord.shard_ids)
+        if locked is not None and not shards.every_guild:
+            log.warning(
+                "%s on SQLite: no other process can run the other shards on this file, so "
+                "their servers get no digest and no answer; use PostgreSQL to run several "
+                "(README: Scaling out)",
+                shards.describe(),
+            )
+        return await _run_bot(settings, token)
+
+
+async def _run_bot(settings: Settings, token: str) -> int:
     import discord
 
-    from bot.client import HotPapersBot
+    from bot.client import make_bot
     from bot.runtime import open_runtime
 
-    token = _token(settings)
     with discord_endpoints(settings):
         async with open_runtime(settings) as rt:
-            bot = HotPapersBot(rt)
+            bot = make_bot(rt)
             loop = asyncio.get_running_loop()
             stopping = asyncio.Event()
             # Kept until it ends: a task nobody references may be collected mid-close.

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import SourceError, UserFacingError
+from bot.core.shards import Shards
 from bot.jobs import Jobs
 from bot.runtime import Runtime
 from bot.sources.registry import source_name
@@ -138,7 +139,7 @@ class HotPapersBot(commands.Bot):
     """The bot: built on the runtime by the CLI, no module-level state. The cogs reach the
     use cases through :attr:`rt` (its services) and the scheduler through :attr:`jobs`."""
 
-    def __init__(self, rt: Runtime, *, schedule: bool = True) -> None:
+    def __init__(self, rt: Runtime, *, schedule: bool = True, **sharding: Any) -> None:
         # hotpapers never joins a voice channel: no warning about voice libraries at each start.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -151,6 +152,7 @@ class HotPapersBot(commands.Bot):
             max_messages=None,
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
+            **sharding,
         )
         self.rt = rt
         self._schedule = schedule
@@ -181,11 +183,13 @@ class HotPapersBot(commands.Bot):
             self._jobs.start_scheduler()
 
     async def on_ready(self) -> None:
+        settings = self.rt.settings.discord
         log.info(
-            "connected as %s (%s) to %d guilds",
+            "connected as %s (%s) to %d guilds (%s)",
             self.user,
             self.user.id if self.user else "?",
             len(self.guilds),
+            Shards.of(settings.shard_count, settings.shard_ids).describe(),
         )
         if self._schedule:
             await self.jobs.catch_up()
@@ -208,3 +212,37 @@ class HotPapersBot(commands.Bot):
             self._jobs.stop_scheduler()
             await self._jobs.drain()
         await super().close()
+
+
+class ShardedHotPapersBot(commands.AutoShardedBot, HotPapersBot):
+    """The bot on the shards of ``discord.shard_ids`` out of ``discord.shard_count`` (all of
+    them without ids): one gateway session per shard, each receiving only its guilds' events
+    and interactions. Its jobs schedule and post only those guilds' digests (``Jobs.shards``)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        schedule: bool = True,
+        shard_count: int,
+        shard_ids: list[int] | None = None,
+    ) -> None:
+        # AutoShardedBot adds no behaviour of its own at construction: HotPapersBot's set-up,
+        # whose super() reaches AutoShardedClient, which takes the shard arguments.
+        HotPapersBot.__init__(
+            self, rt, schedule=schedule, shard_count=shard_count, shard_ids=shard_ids
+        )
+
+
+def make_bot(rt: Runtime, *, schedule: bool = True) -> HotPapersBot:
+    """The bot ``hotpapers run`` starts: sharded when ``discord.shard_count`` is set, else one
+    unsharded connection (every guild, as Discord allows up to 2,500 of them)."""
+    settings = rt.settings.discord
+    if settings.shard_count is None:
+        return HotPapersBot(rt, schedule=schedule)
+    return ShardedHotPapersBot(
+        rt,
+        schedule=schedule,
+        shard_count=settings.shard_count,
+        shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
+    )

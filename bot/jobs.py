@@ -14,6 +14,7 @@ import time
 
 from bot.core.models import Window
 from bot.core.schedule import local_date
+from bot.core.shards import Shards
 from bot.runtime import Runtime
 from bot.scheduling import Scheduler, digest_job_id
 from bot.services.delivery import Publisher
@@ -37,6 +38,9 @@ class Jobs:
         # Posts to Discord, under the one request budget of the process.
         self.publisher = publisher
         self.started_at = started_at or rt.clock()
+        # The guilds this process posts for: those of its shards (all of them unsharded).
+        discord = rt.settings.discord
+        self.shards = Shards.of(discord.shard_count, discord.shard_ids)
         self.scheduler: Scheduler | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         # Guilds whose digest this process is posting now: a sweep or a second job skips them.
@@ -101,7 +105,12 @@ class Jobs:
     async def _start_jobs(self) -> None:
         assert self.scheduler is not None
         try:
-            self.scheduler.start(await self.rt.guilds.active())
+            guilds = [c for c in await self.rt.guilds.active() if self.shards.owns(c.guild_id)]
+            if not self.shards.every_guild:
+                log.info(
+                    "%s: scheduling the digests of %d guilds", self.shards.describe(), len(guilds)
+                )
+            self.scheduler.start(guilds)
         except Exception:
             # A background task: nobody awaits it, so say it here (no digest will be posted).
             log.exception("could not start the scheduler: no digest or ingestion will run")
@@ -113,6 +122,10 @@ class Jobs:
 
     async def reschedule(self, guild_id: int) -> None:
         if self.scheduler is None or not self.scheduler.running:
+            return
+        if not self.shards.owns(guild_id):
+            # Another process's guild (its events come to that process's shard): not ours to post.
+            self.scheduler.unschedule_guild(guild_id)
             return
         config = await self.rt.guild_settings.config(guild_id)
         self.scheduler.schedule_guild(config)
@@ -228,7 +241,7 @@ class Jobs:
             if not self._recovered:
                 await self.recover()
             await self.rt.delivery.settle_exhausted(self.publisher)
-            due = await self.rt.delivery.due()
+            due = await self.rt.delivery.due(owns=self.shards.owns)
             # Side by side (a few at a time, see deliver_guild): one guild waiting out a long
             # rate limit must not hold the others back.
             await asyncio.gather(*(self.deliver_guild(config.guild_id) for config, _day in due))

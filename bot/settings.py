@@ -13,28 +13,32 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
 )
 
 from bot.config import HttpSettings as HttpSettings
-from bot.config import HttpUrl, Section, WsUrl
+from bot.config import HttpUrl, Section, WsUrl, comma_list
 from bot.core.errors import ConfigError
 from bot.core.models import Metric
+from bot.core.shards import check_shards
 from bot.sources.arxiv import ArxivSettings as ArxivSettings
 from bot.sources.bluesky import BlueskySettings as BlueskySettings
 from bot.sources.hackernews import HackerNewsSettings as HackerNewsSettings
@@ -118,6 +122,20 @@ class DiscordSettings(Section):
     # second); this bounds memory and the writers queued on SQLite's one write lock (2,000 at
     # once ran into "database is locked" at 10,000 servers).
     max_concurrent_digests: int = Field(256, ge=1)
+    # Sharding (README: Scaling out). None: one unsharded connection, every guild. A count alone:
+    # this process runs all of its shards. With ids: only those shards, and only their guilds'
+    # digests; other processes (on PostgreSQL) run the other ids with the same count.
+    shard_count: int | None = Field(None, ge=1)
+    # HOTPAPERS_DISCORD__SHARD_IDS=0,1 reads as a list, as a JSON list does.
+    shard_ids: Annotated[list[int] | None, NoDecode, BeforeValidator(comma_list)] = None
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _ids_of_the_count(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if value is None or "shard_count" not in info.data:
+            return value  # no ids, or a bad shard_count already reported on its own
+        checked = check_shards(info.data["shard_count"], value)
+        return None if checked is None else list(checked)
 
 
 class DigestSettings(Section):

@@ -465,3 +465,47 @@ def test_categories_from_the_environment_as_a_comma_list_or_json(monkeypatch):
     assert load_settings().arxiv.categories == ["cs.LG", "cs.CV"]
     monkeypatch.setenv("HOTPAPERS_ARXIV__CATEGORIES", '["stat.ML"]')
     assert load_settings().arxiv.categories == ["stat.ML"]
+
+
+# -- sharding -------------------------------------------------------------------------------------
+
+
+def test_shards_are_unset_by_default_and_read_from_the_file(tmp_path):
+    assert (Settings().discord.shard_count, Settings().discord.shard_ids) == (None, None)
+    path = write(tmp_path / "c.toml", "[discord]\nshard_count = 4\nshard_ids = [3, 1]\n")
+    discord = load_settings(path).discord
+    assert discord.shard_count == 4
+    assert discord.shard_ids == [1, 3]
+    assert (
+        load_settings(write(tmp_path / "d.toml", "[discord]\nshard_count = 2\n")).discord.shard_ids
+        is None
+    )
+
+
+@pytest.mark.parametrize("ids", ["0,2", "[0, 2]", " 2 , 0 "])
+def test_shard_ids_from_the_environment_as_a_list_or_json(monkeypatch, ids):
+    monkeypatch.setenv("HOTPAPERS_DISCORD__SHARD_COUNT", "3")
+    monkeypatch.setenv("HOTPAPERS_DISCORD__SHARD_IDS", ids)
+    assert load_settings().discord.shard_ids == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "words"),
+    [
+        ("shard_count = 0", "discord.shard_count", "greater than or equal to 1"),
+        ("shard_ids = [0]", "discord.shard_ids", "shard_ids need shard_count"),
+        ("shard_count = 2\nshard_ids = [0, 2]", "discord.shard_ids", "shard 2 is not a shard"),
+        ("shard_count = 2\nshard_ids = [1, 1]", "discord.shard_ids", "shard 1 more than once"),
+        ("shard_count = 2\nshard_ids = []", "discord.shard_ids", "shard_ids is empty"),
+        ("shard_count = 2\nshard_ids = [-1]", "discord.shard_ids", "shard -1 is not a shard"),
+        ("shard_count = 2\nshard_ids = ['a']", "discord.shard_ids.0", "valid integer"),
+    ],
+)
+def test_bad_shard_settings_name_the_key(tmp_path, toml, key, words):
+    path = write(tmp_path / "c.toml", f"[discord]\n{toml}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert err.value.message.startswith(f"setting `{key}`: ")
+    assert words in err.value.message
+    assert str(path) in err.value.message
+    assert "\n" not in err.value.message

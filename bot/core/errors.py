@@ -12,6 +12,7 @@ the Discord error handler can turn it into one clear line instead of a traceback
     │   └── PermissionDeniedError  the member may not do this
     ├── ConfigError                unreadable or invalid configuration (names the key)
     ├── StorageError               the database failed or is at an unknown schema
+    │   └── DatabaseInUseError     another `hotpapers run` holds this SQLite file
     ├── DeliveryError              posting to Discord failed
     │   ├── ChannelGoneError       the channel was deleted (404): pause that guild
     │   ├── MissingPermissionsError the bot may not post there (403)
@@ -77,6 +78,19 @@ class ConfigError(HotPapersError):
 
 class StorageError(HotPapersError):
     """The database failed or is not at a known schema."""
+
+
+class DatabaseInUseError(StorageError):
+    """Another ``hotpapers run`` holds this SQLite file (SQLite serves one bot process)."""
+
+    def __init__(self, database: str, pid: int | None) -> None:
+        self.database = database
+        self.pid = pid
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(
+            f"database {database} is in use by another hotpapers process ({holder}): "
+            "SQLite serves one process; use PostgreSQL to run several (README: Scaling out)"
+        )
 
 
 class SourceError(HotPapersError):

@@ -203,17 +203,23 @@ class DeliveryService:
                 return slot
             slot = following
 
-    async def due(self, now: dt.datetime | None = None) -> list[tuple[GuildConfig, dt.date]]:
+    async def due(
+        self, now: dt.datetime | None = None, *, owns: Callable[[int], bool] | None = None
+    ) -> list[tuple[GuildConfig, dt.date]]:
         """Guilds whose latest slot passed within the grace period and isn't posted yet.
 
         A slot from before the guild could post (its channel set at 10:50 for a 09:00 digest,
         resumed, or its time just moved earlier) was never owed: it is skipped unless a record
         says an attempt began (a failed or half-sent digest is still finished).
+
+        ``owns``: only the guilds it accepts (a sharded process: those of its shards).
         """
         now = now or self.clock()
         grace = dt.timedelta(hours=self.settings.grace_hours)
         slots = []
         for config in await self.guilds.active():
+            if owns is not None and not owns(config.guild_id):
+                continue
             slot = self.last_slot(config, now)
             if now - slot <= grace:
                 slots.append((config, slot, local_date(slot, config.timezone)))

@@ -202,3 +202,103 @@ async def test_the_run_process_answers_commands_and_stops_on_sigterm(
         assert "shutting down" in err
         await h.fake.wait_until(lambda: h.fake.connected == 0, STOP_S, "gateway socket closed")
     assert h.fake.violations == []
+
+
+@asynccontextmanager
+async def bot_process(
+    h: DiscordHarness, env: dict[str, str], cwd: Path, *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m bot run ARGS`` connected to the fake (its stderr in ``cwd/run.stderr``);
+    killed on the way out if the test did not stop it."""
+    stderr_path = cwd / "run.stderr"
+    with stderr_path.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            *args,
+            env=child_env(env),
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        try:
+            await h.wait_connected(timeout=30.0, alive=lambda: proc.returncode is None)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{stderr_path.read_text()}") from None
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def stop(proc: asyncio.subprocess.Process, cwd: Path) -> None:
+    """SIGTERM: a clean stop, exit code 0."""
+    proc.send_signal(signal.SIGTERM)
+    code = await asyncio.wait_for(proc.wait(), STOP_S)
+    err = (cwd / "run.stderr").read_text()
+    assert code == 0, err
+    assert "Traceback" not in err, err
+
+
+async def test_a_second_run_on_the_same_sqlite_file_is_refused(
+    tmp_path: Path, discord_harness: DiscordHarness
+) -> None:
+    h = discord_harness
+    database = tmp_path / "bot.db"
+    async with fake_sources() as sources:
+        env = {
+            "DISCORD_TOKEN": h.token,
+            "HOTPAPERS_DISCORD__API_BASE": h.fake.api_base,
+            "HOTPAPERS_DISCORD__GATEWAY_URL": h.fake.gateway_url,
+            "HOTPAPERS_DATABASE__URL": f"sqlite+aiosqlite:///{database}",
+            **sources,
+        }
+        sync = await run_cli("sync", "--guild", str(h.guild.id), env=env, cwd=tmp_path)
+        assert sync.code == 0, sync.err
+        async with bot_process(h, env, tmp_path) as first:
+            logins = len(h.fake.requests_to("GET", "/users/@me"))
+
+            # A second bot on the same file: one line naming the file and the first's pid, before
+            # it migrates, logs in or connects; sharded or not, SQLite serves one process.
+            for extra in ((), ("--shard-count", "2", "--shard-ids", "1")):
+                second = await run_cli("run", *extra, env=env, cwd=tmp_path)
+                assert second.code == 1, second.err
+                assert second.out == ""
+                assert second.err == (
+                    f"hotpapers: error: database {database.resolve()} is in use by another "
+                    f"hotpapers process (pid {first.pid}): SQLite serves one process; use "
+                    "PostgreSQL to run several (README: Scaling out)\n"
+                )
+            assert len(h.fake.requests_to("GET", "/users/@me")) == logins
+            assert len(h.fake.identifies) == 1
+
+            # One-shot commands still run beside the bot, as before.
+            digest = await run_cli("digest", "--date", "2020-12-22", env=env, cwd=tmp_path)
+            assert digest.code == 0, digest.err
+
+            # The first bot carries on: connected, and it still answers.
+            assert first.returncode is None
+            assert h.fake.ready_sessions == 1
+            about = await answered(await h.slash("about", member=h.member(name="reader")))
+            assert about.embeds
+            await stop(first, tmp_path)
+        await h.fake.wait_until(lambda: h.fake.connected == 0, STOP_S, "gateway socket closed")
+
+        # Its end released the file: the next run takes it, here on the guild's shard of two.
+        shard = (h.guild.id >> 22) % 2
+        args = ("--shard-count", "2", "--shard-ids", str(shard))
+        async with bot_process(h, env, tmp_path, *args) as sharded:
+            assert h.fake.identifies[-1]["shard"] == [shard, 2]
+            assert h.fake.sessions_on((shard, 2)) == 1
+            about = await answered(await h.slash("about", member=h.member(name="reader")))
+            assert about.embeds
+            await stop(sharded, tmp_path)
+        logged = (tmp_path / "run.stderr").read_text()
+        assert f"shard {shard} of 2: scheduling the digests" in logged
+        assert f"shard {shard} of 2 on SQLite: no other process can run the other" in logged
+    assert h.fake.violations == []

@@ -698,7 +698,8 @@ async def test_raw_gateway_protocol_and_callback_without_response(
         assert (await ws.receive_json())["op"] == 10
         await ws.send_json({"op": 1, "d": None})
         assert await ws.receive_json() == {"op": 11}
-        identify = {"token": h.token, "intents": 1, "properties": {}}
+        properties = {"os": "linux", "browser": "raw", "device": "raw"}
+        identify = {"token": h.token, "intents": 1, "properties": properties}
         await ws.send_json({"op": 2, "d": identify})
         ready = await ws.receive_json()
         assert (ready["t"], ready["s"]) == ("READY", 1)

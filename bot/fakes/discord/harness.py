@@ -229,9 +229,15 @@ class DiscordHarness:
         return self._default_member
 
     async def add_guild(
-        self, name: str = "Second Guild", *, channel_name: str = "general"
+        self,
+        name: str = "Second Guild",
+        *,
+        channel_name: str = "general",
+        shard: tuple[int, int] | None = None,
     ) -> FakeGuild:
-        guild = self.world.add_guild(name)
+        """A guild with a text channel, announced to the connected clients on its shard;
+        ``shard=(id, count)`` puts it on that shard."""
+        guild = self.world.add_guild(name, shard=shard)
         self.world.add_channel(guild, channel_name)
         await self.fake.dispatch("GUILD_CREATE", guild.gateway_dict(joining=True))
         return guild

@@ -33,9 +33,12 @@ from bot.fakes.discord.state import (
     Permission,
 )
 from bot.fakes.discord.validation import (
+    CLOSE_SHARDING_REQUIRED,
     FLAG_EPHEMERAL,
     INTERACTION_DEADLINE_S,
+    MAX_GUILDS_PER_SHARD,
     RequestValidator,
+    check_identify,
 )
 
 log = logging.getLogger(__name__)
@@ -291,9 +294,12 @@ class _Session:
             guild_id = data.get("guild_id") or (
                 data.get("id") if event.startswith("GUILD_") else None
             )
-        if guild_id is not None and self.shard[1] > 1:
-            return (int(guild_id) >> 22) % self.shard[1] == self.shard[0]
-        return True
+        shard_id, shard_count = self.shard
+        if guild_id is None:
+            # "Gateway events that do not contain a guild_id will only be sent to the first
+            # shard" (DMs, entitlements...).
+            return shard_id == 0
+        return (int(guild_id) >> 22) % shard_count == shard_id
 
 
 class FakeDiscord:
@@ -303,6 +309,16 @@ class FakeDiscord:
     anything wrong is appended to :attr:`violations` (Discord-level errors also get the 400
     Discord would send). Use :meth:`fail_next` for 429/5xx/403 injection, and ``ratelimits``
     (or the :attr:`ratelimits` attribute) to enforce Discord's rate limits (:mod:`ratelimits`).
+
+    The gateway shards as Discord does: an IDENTIFY with ``shard: [id, count]`` gets READY and
+    GUILD_CREATEs for the guilds with ``(guild_id >> 22) % count == id`` only, and from then on
+    only their events (events without a guild go to shard 0 only); without ``shard``, every
+    guild. A bad ``shard`` closes the socket with 4010, a session over
+    :attr:`max_guilds_per_session` guilds with 4011. ``GET /gateway/bot`` recommends
+    :attr:`recommended_shards` (by default one per 1,000 guilds). Two sessions on the same shard
+    are both served its events, as Discord documents ("You can establish multiple sessions with
+    the same [shard_id, num_shards]"): neither replaces the other, and of two answers to one
+    interaction the second gets 40060.
     """
 
     def __init__(
@@ -340,6 +356,10 @@ class FakeDiscord:
         # Tests: a RequestHook (None, the default: none) to hold, cut or time requests.
         self.request_hook: RequestHook | None = None
         self._sessions: dict[str, _Session] = {}
+        # Sharding: what GET /gateway/bot recommends (None: one shard per 1,000 guilds, as
+        # Discord roughly does), and the most guilds one session may hold (Discord: 2,500).
+        self.recommended_shards: int | None = None
+        self.max_guilds_per_session = MAX_GUILDS_PER_SHARD
         self._sockets: set[web.WebSocketResponse] = set()
         self._interactions: dict[int, _Interaction] = {}
         self._by_token: dict[str, _Interaction] = {}
@@ -681,24 +701,33 @@ class FakeDiscord:
         if self.token is not None and data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return None
-        if "intents" not in data:
-            self.violation("IDENTIFY without intents (required in gateway v10)")
-            await ws.close(code=4013, message=b"Invalid intent(s).")
+        problems = check_identify(data)
+        if problems:
+            for _code, text in problems:
+                self.violation(text)
+            code = problems[0][0]
+            await ws.close(code=code, message=_CLOSE_REASONS.get(code, b"Invalid payload."))
             return None
-        self.identifies.append({k: v for k, v in data.items() if k != "token"})
         shard_raw = data.get("shard") or [0, 1]
-        session = _Session(
-            id=secrets.token_hex(16),
-            intents=int(data["intents"]),
-            shard=(shard_raw[0], shard_raw[1]),
-        )
-        session.ws = ws
-        self._sessions[session.id] = session
+        shard = (int(shard_raw[0]), int(shard_raw[1]))
         guilds = [
             g
             for g in self.world.guilds.values()
-            if session.wants("GUILD_CREATE", {"id": g.id}) and self.world.bot_user.id in g.members
+            if (g.id >> 22) % shard[1] == shard[0] and self.world.bot_user.id in g.members
         ]
+        if len(guilds) > self.max_guilds_per_session:
+            # The world's size, not a client's mistake: closed as Discord does, not a violation.
+            await ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
+            return None
+        self.identifies.append({k: v for k, v in data.items() if k != "token"})
+        if any(
+            s.shard == shard and s.ws is not None and not s.ws.closed
+            for s in self._sessions.values()
+        ):
+            log.info("fake discord: a second session on shard %s: both get its events", shard)
+        session = _Session(id=secrets.token_hex(16), intents=int(data["intents"]), shard=shard)
+        session.ws = ws
+        self._sessions[session.id] = session
         ready = {
             "v": 10,
             "user": self.world.me_dict(),
@@ -833,6 +862,11 @@ class FakeDiscord:
         self._interactions[interaction_id] = record
         self._by_token[token] = record
         record.dispatched_at = self.clock()
+        if not any(s.wants("INTERACTION_CREATE", payload) for s in self._sessions.values()):
+            raise RuntimeError(
+                f"no gateway session on the shard of guild {guild.id}: connect a client to it "
+                "before sending its interactions"
+            )
         await self.dispatch("INTERACTION_CREATE", payload)
         return InteractionResult(self, record)
 
@@ -1163,11 +1197,27 @@ class FakeDiscord:
     async def _get_gateway(self, request: web.Request) -> web.Response:
         return json_response({"url": f"ws://{self.host}:{self.port}{GATEWAY_PATH}"})
 
+    def shards_recommended(self) -> int:
+        """What ``GET /gateway/bot`` says: :attr:`recommended_shards`, else one shard per
+        1,000 guilds the bot is in (at least one)."""
+        if self.recommended_shards is not None:
+            return self.recommended_shards
+        joined = sum(1 for g in self.world.guilds.values() if self.world.bot_user.id in g.members)
+        return max(1, math.ceil(joined / 1000))
+
+    def sessions_on(self, shard: tuple[int, int]) -> int:
+        """Sessions with an open socket that identified as ``shard`` (``(0, 1)``: unsharded)."""
+        return sum(
+            1
+            for s in self._sessions.values()
+            if s.shard == shard and s.ws is not None and not s.ws.closed
+        )
+
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
         return json_response(
             {
                 "url": f"ws://{self.host}:{self.port}{GATEWAY_PATH}",
-                "shards": 1,
+                "shards": self.shards_recommended(),
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
@@ -1587,6 +1637,14 @@ class FakeDiscord:
         if isinstance(guild, web.Response):
             return guild
         return json_response([r.to_dict() for r in guild.roles.values()])
+
+
+_CLOSE_REASONS = {
+    4002: b"Error while decoding payload.",
+    4010: b"Invalid shard.",
+    4011: b"Sharding required.",
+    4013: b"Invalid intent(s).",
+}
 
 
 def _bucket_hash(request: web.Request) -> str:

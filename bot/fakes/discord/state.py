@@ -118,6 +118,14 @@ class SnowflakeFactory:
         self._last = value = max(value, self._last + 1)
         return value
 
+    def on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next snowflake whose guild would be on ``shard_id`` of ``shard_count``
+        (``(id >> 22) % shard_count``): its timestamp moved on by under ``shard_count`` ms."""
+        value = self()
+        value += ((shard_id - (value >> 22)) % shard_count) << 22
+        self._last = value
+        return value
+
 
 @dataclass(slots=True)
 class FakeUser:
@@ -482,9 +490,11 @@ class FakeWorld:
         locale: str = "en-US",
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
     ) -> FakeGuild:
-        """A guild the bot has joined: @everyone, the bot's managed role, the bot and its owner."""
-        guild_id = self.snowflake()
+        """A guild the bot has joined: @everyone, the bot's managed role, the bot and its owner.
+        ``shard=(id, count)``: a guild id on that shard (``(guild_id >> 22) % count == id``)."""
+        guild_id = self.snowflake() if shard is None else self.snowflake.on_shard(*shard)
         guild = FakeGuild(
             id=guild_id, name=name, owner_id=self.owner.id, joined_at=self.now_iso(), locale=locale
         )

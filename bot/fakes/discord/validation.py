@@ -642,6 +642,74 @@ _COMMANDS = {
 }
 
 
+# The gateway (https://discord.com/developers/docs/events/gateway-events#identify and
+# .../topics/opcodes-and-status-codes#gateway-gateway-close-event-codes): the spec above is REST
+# only, so IDENTIFY is checked here against the documented payload.
+CLOSE_DECODE_ERROR = 4002
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
+CLOSE_INVALID_INTENTS = 4013
+LARGE_THRESHOLD_RANGE = (50, 250)
+# "Each shard can only support a maximum of 2500 guilds" (topics/gateway#sharding).
+MAX_GUILDS_PER_SHARD = 2500
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_identify(data: Any) -> list[tuple[int, str]]:
+    """What is wrong with an IDENTIFY's ``d``, each with the close code Discord ends the
+    connection with (4013 no intents, 4010 a bad ``shard``, 4002 a malformed field)."""
+    if not isinstance(data, dict):
+        return [(CLOSE_DECODE_ERROR, "IDENTIFY: d is not an object")]
+    problems: list[tuple[int, str]] = []
+    if not _is_int(data.get("intents")) or data["intents"] < 0:
+        problems.append(
+            (CLOSE_INVALID_INTENTS, "IDENTIFY without intents (required in gateway v10)")
+        )
+    properties = data.get("properties")
+    if not isinstance(properties, dict) or not all(
+        isinstance(properties.get(key), str) for key in ("os", "browser", "device")
+    ):
+        problems.append(
+            (CLOSE_DECODE_ERROR, "IDENTIFY: properties must be an object with os, browser, device")
+        )
+    if "compress" in data and not isinstance(data["compress"], bool):
+        problems.append((CLOSE_DECODE_ERROR, "IDENTIFY: compress must be a boolean"))
+    if "large_threshold" in data:
+        low, high = LARGE_THRESHOLD_RANGE
+        value = data["large_threshold"]
+        if not _is_int(value) or not low <= value <= high:
+            problems.append(
+                (CLOSE_DECODE_ERROR, f"IDENTIFY: large_threshold {value!r} is not {low} to {high}")
+            )
+    if (
+        "presence" in data
+        and data["presence"] is not None
+        and not isinstance(data["presence"], dict)
+    ):
+        problems.append((CLOSE_DECODE_ERROR, "IDENTIFY: presence must be an object"))
+    if "shard" in data:
+        shard = data["shard"]
+        valid = (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(_is_int(part) for part in shard)
+            and shard[1] >= 1
+            and 0 <= shard[0] < shard[1]
+        )
+        if not valid:
+            problems.append(
+                (
+                    CLOSE_INVALID_SHARD,
+                    f"IDENTIFY: shard {shard!r} is not [shard_id, num_shards] "
+                    "with 0 <= shard_id < num_shards",
+                )
+            )
+    return problems
+
+
 class RequestValidator:
     """Spec + limits for one request; path is relative to ``/api/v10``."""
 
