@@ -3,6 +3,10 @@ draining them at shutdown.
 
 Built by ``HotPapersBot.setup_hook`` with the publisher that posts to Discord, so that no job
 waits for a client attached later, and nothing here imports discord.
+
+Several processes may share one PostgreSQL database (each with its shards): every one schedules
+and posts its own shards' digests, but only the leader (``services/leader.py``) runs ingestion
+and the streams. On SQLite the one process always leads.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from bot.core.shards import Shards
 from bot.runtime import Runtime
 from bot.scheduling import Scheduler, digest_job_id
 from bot.services.delivery import Publisher
+from bot.services.leader import Leadership
 from bot.services.owner import is_dead
 from bot.services.stream import StreamConsumer
+from bot.storage.leader import leader_lock
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +55,69 @@ class Jobs:
         # writers waiting on the database, not the pace (the request budget sets that).
         self._delivery_slots = asyncio.Semaphore(rt.settings.discord.max_concurrent_digests)
         self._ingesting: asyncio.Task[None] | None = None
+        self._ingest_started: float | None = None  # time.monotonic() at the last one's start
+        self._ingest_stop_reason = "for shutdown"
         self._recovered = False
         self._streams: list[asyncio.Task[None]] = []
+        # Ingestion and the streams run in one process at a time: the leader.
+        poll = rt.settings.scheduler.leader_poll_seconds
+        self.leadership = Leadership(
+            leader_lock(rt.db, poll_seconds=poll),
+            poll_seconds=poll,
+            on_lead=self._lead,
+            on_follow=self._follow,
+        )
+        self._electing: asyncio.Task[None] | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process runs ingestion and the streams (always, on SQLite)."""
+        return self.leadership.is_leader
 
     # --- scheduling -------------------------------------------------------------------------
 
     def start_scheduler(self) -> None:
-        """Schedule every active guild's digest and the ingestion, and follow the streams."""
+        """Schedule every active guild's digest and the ingestion, and follow the streams when
+        this process leads (on PostgreSQL: once elected, see :meth:`_lead`)."""
         self.scheduler = Scheduler(
             settings=self.rt.settings.scheduler,
             digest_settings=self.rt.settings.digest,
-            ingest=self.ingest,
+            ingest=self.scheduled_ingest,
             deliver=self.deliver_guild,
             sweep=self.sweep,
         )
-        task = asyncio.get_running_loop().create_task(self._start_jobs())
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._start_jobs())
         self.track(task)
+        if self.leadership.elected:
+            self._electing = loop.create_task(self.leadership.run(), name="leadership")
+        else:
+            self.start_streams()
+
+    # --- leadership -------------------------------------------------------------------------
+
+    async def _lead(self) -> None:
+        """Elected: follow the streams (each resumes from the cursor saved in the database, by
+        whichever process saved it) and ingest now, not at the next hourly run."""
         self.start_streams()
+        self._start_ingestion()
+
+    async def _follow(self) -> None:
+        """No longer the leader (its lock's connection is gone): another process may be leading
+        already, so stop the streams (each saves its cursor) and any ingestion at once."""
+        await self.stop_streams()
+        await self.stop_ingestion(reason="as this process no longer leads")
+
+    async def stop_leading(self) -> None:
+        """Shutdown: stop standing for the lock, stop the leader's work, then let the lock go so
+        that a follower takes over now (the streams' cursors are saved by then)."""
+        electing, self._electing = self._electing, None
+        if electing is not None:
+            electing.cancel()
+            await asyncio.wait([electing], timeout=5.0)
+        await self.stop_streams()
+        await self.stop_ingestion()
+        await self.leadership.release()
 
     # --- streams ----------------------------------------------------------------------------
 
@@ -110,7 +162,9 @@ class Jobs:
                 log.info(
                     "%s: scheduling the digests of %d guilds", self.shards.describe(), len(guilds)
                 )
-            self.scheduler.start(guilds)
+            # Elected (PostgreSQL): the leader ingests when it is elected (_lead); the hourly
+            # job follows. The one process on SQLite ingests 5 s after start.
+            self.scheduler.start(guilds, ingest_first=not self.leadership.elected)
         except Exception:
             # A background task: nobody awaits it, so say it here (no digest will be posted).
             log.exception("could not start the scheduler: no digest or ingestion will run")
@@ -133,14 +187,26 @@ class Jobs:
     def next_run(self, guild_id: int) -> dt.datetime | None:
         return self.scheduler.next_run(digest_job_id(guild_id)) if self.scheduler else None
 
+    async def scheduled_ingest(self) -> None:
+        """The hourly ingestion job: the leader's only. A run due less than half an interval
+        after this process's last one (it ran one when elected) is skipped."""
+        if not self.is_leader:
+            log.debug("follower: the leader ingests, not this process")
+            return
+        interval = self.rt.settings.scheduler.ingest_interval_minutes * 60
+        last = self._ingest_started
+        if last is not None and time.monotonic() - last < interval / 2:
+            log.info("ingestion ran %.0f s ago: this run is skipped", time.monotonic() - last)
+            return
+        await self.ingest()
+
     async def ingest(self) -> None:
-        """The ingestion job: the last ``ingest_lookback_hours``; never raises. Tracked, so
+        """One ingestion now: the last ``ingest_lookback_hours``; never raises. Tracked, so
         shutdown stops it before the database and the HTTP session close under it."""
-        if self._ingesting is not None and not self._ingesting.done():
+        task = self._start_ingestion()
+        if task is None:
             log.info("ingestion still running: this run is skipped")
             return
-        task = asyncio.get_running_loop().create_task(self._ingest(), name="ingest")
-        self._ingesting = task
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -149,11 +215,21 @@ class Jobs:
                 raise  # the job itself is cancelled, not the ingestion: not ours to hide
             # Shutdown: stop_ingestion() ends the ingestion (and logs so); the job ends cleanly.
 
-    async def stop_ingestion(self, seconds: float = 5.0) -> None:
+    def _start_ingestion(self) -> asyncio.Task[None] | None:
+        """Start an ingestion in the background; None when one is running already."""
+        if self._ingesting is not None and not self._ingesting.done():
+            return None
+        self._ingest_started = time.monotonic()
+        task = asyncio.get_running_loop().create_task(self._ingest(), name="ingest")
+        self._ingesting = task
+        return task
+
+    async def stop_ingestion(self, seconds: float = 5.0, *, reason: str = "for shutdown") -> None:
         """Cancel an ingestion in progress and wait for it (it is safe to redo any time)."""
         task = self._ingesting
         if task is None or task.done():
             return
+        self._ingest_stop_reason = reason
         task.cancel()
         await asyncio.wait([task], timeout=seconds)
 
@@ -161,7 +237,7 @@ class Jobs:
         try:
             await self._ingest_once()
         except asyncio.CancelledError:
-            log.info("ingestion stopped for shutdown")
+            log.info("ingestion stopped %s", self._ingest_stop_reason)
             raise
         except Exception:
             log.exception("ingestion failed")
@@ -174,6 +250,11 @@ class Jobs:
         categories = set(self.rt.settings.arxiv.categories)
         for config in await self.rt.guilds.active():
             categories.update(config.categories)
+        log.info(
+            "ingestion started: %s to %s",
+            f"{window.start:%Y-%m-%d %H:%M}",
+            f"{window.end:%Y-%m-%d %H:%M} UTC",
+        )
         try:
             report = await self.rt.ingest.run(window, categories=sorted(categories))
         except Exception:
@@ -277,10 +358,10 @@ class Jobs:
             self.scheduler.shutdown()
 
     async def drain(self, seconds: float = 30.0) -> None:
-        """Stop an ingestion in progress; let sends in flight finish (they record each message)
-        before the client and the database close; cancel what still runs after ``seconds``."""
-        await self.stop_streams()
-        await self.stop_ingestion()
+        """Stop an ingestion in progress and the streams, and give up the leadership; let sends
+        in flight finish (they record each message) before the client and the database close;
+        cancel what still runs after ``seconds``."""
+        await self.stop_leading()
         current = asyncio.current_task()
         waiting = [t for t in self._tasks if t is not current and not t.done()]
         if not waiting:

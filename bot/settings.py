@@ -146,6 +146,10 @@ class DigestSettings(Section):
 class SchedulerSettings(Section):
     ingest_interval_minutes: int = Field(60, ge=1)
     ingest_lookback_hours: float = Field(48.0, gt=0)
+    # On PostgreSQL one process leads (ingestion and the streams): a follower stands for it,
+    # and the leader checks its lock's connection, this often. At most 30 s, so that a dead
+    # leader is replaced within a minute (README: Scaling out).
+    leader_poll_seconds: float = Field(10.0, gt=0, le=30)
 
 
 class LoggingSettings(Section):
