@@ -31,6 +31,8 @@ from bot.settings import Settings, load_settings
 if TYPE_CHECKING:
     import discord
 
+    from bot.storage.copy import CopyReport
+
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -165,6 +167,32 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     db_sub.required = True
     db_sub.add_parser("upgrade", help="apply migrations up to the newest schema")
+    db_copy = db_sub.add_parser(
+        "copy",
+        help="copy every table to another database (SQLite <-> PostgreSQL), and verify it",
+        description="Copy a deployment's data into an empty database (or one --replace "
+        "empties), in one transaction, and verify every table's row count and checksum. Stop "
+        "the bot first: a SQLite side is locked as `hotpapers run` locks it.",
+    )
+    db_copy.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="the database to copy, at the current schema, e.g. sqlite:////var/lib/hp.db",
+    )
+    db_copy.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="URL",
+        help="the database to fill (migrated first), e.g. postgresql://hp@db.internal/hp",
+    )
+    db_copy.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete the target's data first (kept if the copy fails)",
+    )
 
     demo = sub.add_parser("demo", help="the real pipeline, offline, on the reference day's data")
     demo.add_argument("--format", choices=("markdown", "json"), default="markdown")
@@ -369,6 +397,10 @@ def format_attention(ranked: RankedPaper | None) -> str:
 
 
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    return await DB_COMMANDS[args.db_command](settings, args)
+
+
+async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from bot.storage.engine import open as open_database
 
     db = await open_database(settings.database.url, migrate=False)
@@ -383,6 +415,54 @@ async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(f"database upgraded from revision {before or '(empty)'} to {revision}")
     return EXIT_OK
+
+
+async def cmd_db_copy(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.storage.copy import copy_database
+
+    report = await copy_database(args.source, args.target, replace=args.replace, progress=_say)
+    print(format_copy(report))
+    problem = report.first_problem()
+    if problem is not None:
+        raise StorageError(f"{problem}; the copy was rolled back: the target is as it was")
+    return EXIT_OK
+
+
+def format_copy(report: CopyReport) -> str:
+    """The table of rows per table on each side, then what was copied where, how fast."""
+    width = max([len("table"), *(len(t.name) for t in report.tables)])
+    lines = [f"{'table':<{width}}  {'source':>11}  {'target':>11}  check"]
+    for t in report.tables:
+        state = "ok" if t.ok else "DIFFERS"
+        lines.append(f"{t.name:<{width}}  {t.source_rows:>11,}  {t.target_rows:>11,}  {state}")
+    target_rows = sum(t.target_rows for t in report.tables)
+    lines.append(f"{'total':<{width}}  {report.rows:>11,}  {target_rows:>11,}")
+    if not report.ok:
+        return "\n".join(lines)  # rolled back: the error line says which table differs
+    lines.append(
+        f"copied {report.rows:,} rows in {len(report.tables)} tables from {report.source} "
+        f"to {report.target} in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)"
+        + (", replacing the target's data" if report.replaced else "")
+    )
+    lines += [
+        f"{t.name}: {t.nul_dropped:,} row(s) had NUL characters in their text, which "
+        "PostgreSQL cannot store: copied without them"
+        for t in report.tables
+        if t.nul_dropped
+    ]
+    if report.source_search:
+        lines.append(f"search indexes not copied: {', '.join(report.source_search)}")
+    if report.target_search:
+        lines.append(f"search indexes built by the target: {', '.join(report.target_search)}")
+    if report.skipped:
+        lines.append(f"not copied (not hotpapers tables): {', '.join(report.skipped)}")
+    return "\n".join(lines)
+
+
+DB_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "upgrade": cmd_db_upgrade,
+    "copy": cmd_db_copy,
+}
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
