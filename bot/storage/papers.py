@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, delete, func, select, text
+from sqlalchemy import column, delete, func, literal_column, select, text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnClause
 
 from bot.core.models import Paper
 from bot.storage.dialect import aware, chunked, insert_for
 from bot.storage.engine import Database
 from bot.storage.tables import (
     PAPERS_FTS,
-    PAPERS_SEARCH_VECTOR,
     PAPERS_TITLE_FTS,
-    PAPERS_TITLE_VECTOR,
     missing_ids,
     paper_categories,
     papers,
@@ -28,17 +27,20 @@ from bot.storage.tables import (
 
 log = logging.getLogger(__name__)
 
-# bm25 weights of papers_title_fts (title, authors): a word in the title says more about what
-# a paper is than a co-author's name that happens to be the same word. PostgreSQL's ts_rank_cd
-# takes the same ratio as the weights of the title vector's A (title) and B (authors) labels.
-SEARCH_WEIGHTS = (10.0, 4.0)
-# bm25 ranks the newest SEARCH_POOL title matches: FTS5 walks its index in rowid (= papers.id,
-# storage) order and stops there, so a query as broad as "model" costs a few ms, not 80.
+# How much a query word found among the authors counts against one in the title: a word in the
+# title says more about what a paper is than a co-author's name that happens to be the same word.
+# (The title vector's B (authors) weight against A (title) on PostgreSQL.)
+AUTHOR_WEIGHT = 0.4
+# The title tier ranks the newest SEARCH_POOL papers whose title or authors hold every word: a
+# cheap key (newest first: the index's own order) caps what is ranked. Finding the newest N
+# matches means reading the query words' index lists back from the newest paper until N are
+# found, so N, not the number of matches, sets the cost: with 50, two words in a few hundred
+# of a million titles take about 1 ms of SQLite, where 2000 ranked by bm25 took 10-25 ms.
 # Queries with fewer title matches than the pool, i.e. nearly all, are ranked exactly.
-SEARCH_POOL = 2000
+SEARCH_POOL = 50
 MAX_QUERY_TERMS = 12  # bounds the work one query can ask of the index
 MAX_TERM_CHARS = 64
-MIN_PREFIX_CHARS = 2  # the shortest prefix index (prefix='2 3 4')
+MIN_PREFIX_CHARS = 2  # the shortest prefix index (prefix='2 3 4 5 6 7 8', migration 0008)
 
 # What unicode61 keeps as token characters is letters and digits; everything else separates
 # words. Quoting each word then makes it a plain string token whatever it contains.
@@ -49,44 +51,123 @@ _ID_PREFIX = re.compile(
     re.IGNORECASE,
 )
 
-_TITLE_TIER_SQL = (
-    f"SELECT id FROM (SELECT rowid AS id, bm25({PAPERS_TITLE_FTS}, "  # noqa: S608 - constants
-    f"{', '.join(str(w) for w in SEARCH_WEIGHTS)}) AS score FROM {PAPERS_TITLE_FTS} "
-    f"WHERE {PAPERS_TITLE_FTS} MATCH :match ORDER BY rowid DESC LIMIT :pool) "
-    "ORDER BY score, id DESC LIMIT :limit"
-)
-_ANYWHERE_TIER_SQL = (
-    f"SELECT rowid FROM {PAPERS_FTS} WHERE {PAPERS_FTS} MATCH :match "  # noqa: S608 - constants
-    "ORDER BY rowid DESC LIMIT :limit"
-)
-_AUTOCOMPLETE_SQL = (
-    f"SELECT rowid AS id FROM {PAPERS_TITLE_FTS} "  # noqa: S608 - constants
-    f"WHERE {PAPERS_TITLE_FTS} MATCH :match ORDER BY rowid DESC LIMIT :limit"
-)
+# Every column of papers, then the paper's categories in order: a search is one statement.
+_PAPER_COLUMNS = ", ".join(f"p.{c.name}" for c in papers.c)
+# A paper's categories, in order, as one value: JSON text on SQLite, an array on PostgreSQL.
+_CATEGORIES = {
+    "sqlite": (
+        "(SELECT json_group_array(category) FROM ("
+        "SELECT category FROM paper_categories AS c "
+        "WHERE c.arxiv_id = {table}.arxiv_id ORDER BY c.position))"
+    ),
+    "postgresql": (
+        "(SELECT array_agg(c.category ORDER BY c.position) FROM paper_categories AS c "
+        "WHERE c.arxiv_id = {table}.arxiv_id)"
+    ),
+}
+_MARK = "char(1)"  # what highlight() puts before each matched word: counted, never shown
 
-# PostgreSQL (migration 0007): the same tiers over the generated tsvector columns and their GIN
-# indexes. The query is computed once (in FROM), not once per row. Tier 1 ranks by cover
-# density (ts_rank_cd: the more, and the closer together, the words, the better), divided by
-# 1 + log(length) (normalization 1) so that a long title does not win by length alone, as bm25
-# does; plain ts_rank saturates after one occurrence and cannot tell "a sparse attention
-# paper" from a title saying it twice. Weights are {D, C, B, A}: the title vector has only A
-# (title) and B (authors) lexemes.
-_PG_WEIGHTS = f"{{0, 0, {SEARCH_WEIGHTS[1] / SEARCH_WEIGHTS[0]:g}, 1}}"
-_PG_TITLE_TIER_SQL = (
-    "SELECT id FROM (SELECT id, "  # noqa: S608 - constants
-    f"ts_rank_cd('{_PG_WEIGHTS}'::real[], {PAPERS_TITLE_VECTOR}, query, 1) AS score "
-    "FROM papers, to_tsquery('simple', :query) AS query "
-    f"WHERE {PAPERS_TITLE_VECTOR} @@ query ORDER BY id DESC LIMIT :pool) AS pool "
-    "ORDER BY score DESC, id DESC LIMIT :limit"
-)
-_PG_ANYWHERE_TIER_SQL = (
-    "SELECT id FROM papers, to_tsquery('simple', :query) AS query "  # noqa: S608 - constants
-    f"WHERE {PAPERS_SEARCH_VECTOR} @@ query ORDER BY id DESC LIMIT :limit"
-)
-_PG_AUTOCOMPLETE_SQL = (
-    "SELECT id FROM papers, to_tsquery('simple', :query) AS query "  # noqa: S608 - constants
-    f"WHERE {PAPERS_TITLE_VECTOR} @@ query ORDER BY id DESC LIMIT :limit"
-)
+
+def _marks(column: str) -> str:
+    return f"(length({column}) - length(replace({column}, {_MARK}, '')))"
+
+
+# SQLite, in one statement (one trip through aiosqlite's thread instead of four):
+#  - pool: the newest SEARCH_POOL title/authors matches. FTS5 walks its doclists newest first
+#    and stops there; highlight() marks every query word it finds in each column.
+#  - title_tier: ranked by matched words (title 1, authors AUTHOR_WEIGHT) over the title's
+#    length in words + 5: more of the words, in a shorter title, first; the newest on ties.
+#    (Not bm25: FTS5's bm25 first reads the whole doclist of every query word for its IDF,
+#    2-5 ms for one common word before a single row is ranked, then about 10 µs per row; and
+#    all candidates hold every word, so IDF would only weigh the words against each other.)
+#  - anywhere: newest papers with every word anywhere (abstracts too), only when the title
+#    tier has fewer than :limit papers. The test sits in LIMIT, because a LIMIT of 0 ends the
+#    scan before FTS5 is asked anything; in WHERE, SQLite would read the whole doclist first.
+_SQLITE_SEARCH = text(
+    f"""
+    WITH pool AS (
+        SELECT rowid AS id,
+               highlight({PAPERS_TITLE_FTS}, 0, {_MARK}, '') AS title,
+               highlight({PAPERS_TITLE_FTS}, 1, {_MARK}, '') AS authors
+        FROM {PAPERS_TITLE_FTS} WHERE {PAPERS_TITLE_FTS} MATCH :match
+        ORDER BY rowid DESC LIMIT :pool
+    ),
+    title_tier AS (
+        SELECT id, ({_marks("title")} + {AUTHOR_WEIGHT} * {_marks("authors")})
+                   / (length(title) - length(replace(title, ' ', '')) + 6.0) AS score
+        FROM pool ORDER BY score DESC, id DESC LIMIT :limit
+    ),
+    found AS (SELECT count(*) AS n FROM title_tier),
+    anywhere AS (
+        SELECT rowid AS id FROM {PAPERS_FTS} WHERE {PAPERS_FTS} MATCH :match
+        ORDER BY rowid DESC
+        LIMIT (SELECT CASE WHEN n < :limit THEN :limit + n ELSE 0 END FROM found)
+    ),
+    hits AS (
+        SELECT id, 0 AS tier, score FROM title_tier
+        UNION ALL
+        SELECT id, 1, 0.0 FROM anywhere WHERE id NOT IN (SELECT id FROM title_tier)
+    )
+    SELECT {_PAPER_COLUMNS}, {_CATEGORIES["sqlite"].format(table="p")} AS categories
+    FROM hits JOIN papers AS p ON p.id = hits.id
+    ORDER BY hits.tier, hits.score DESC, hits.id DESC
+    LIMIT :limit
+    """  # noqa: S608 - constants only; the user's words are bound parameters
+).columns(*papers.c, column("categories"))
+_SQLITE_AUTOCOMPLETE = text(
+    f"""
+    SELECT p.arxiv_id, p.title FROM (
+        SELECT rowid AS id FROM {PAPERS_TITLE_FTS} WHERE {PAPERS_TITLE_FTS} MATCH :match
+        ORDER BY rowid DESC LIMIT :limit
+    ) AS hits JOIN papers AS p ON p.id = hits.id
+    ORDER BY hits.id DESC
+    """  # noqa: S608 - constants only
+).columns(papers.c.arxiv_id, papers.c.title)
+
+# PostgreSQL (migrations 0007, 0008): the same tiers over the generated tsvector columns, in one
+# statement. hotpapers_newest_matches finds the newest matches band by band (a GIN index alone
+# returns every match unordered: a common word's hundred thousand papers read from the heap)
+# and, over titles, scores each by cover density: ts_rank_cd with the authors (B) weighted
+# AUTHOR_WEIGHT against the title (A), divided by 1 + log(length) (normalization 1) so that a
+# long title does not win by length alone. The abstract tier asks only for what the title tier
+# left, and gets 0 (returns at once) when it filled the page.
+_PG_SEARCH = text(
+    f"""
+    WITH q AS MATERIALIZED (SELECT to_tsquery('simple', :query) AS query),
+    title_tier AS MATERIALIZED (
+        SELECT m.id, m.score
+        FROM q, hotpapers_newest_matches(q.query, true, CAST(:pool AS integer)) AS m
+        ORDER BY m.score DESC, m.id DESC LIMIT :limit
+    ),
+    anywhere AS MATERIALIZED (
+        SELECT m.id FROM q, hotpapers_newest_matches(
+            q.query, false, CAST(:limit AS integer) - (SELECT count(*)::integer FROM title_tier),
+            NULL::tsquery,
+            (SELECT coalesce(array_agg(t.id), '{{}}'::integer[]) FROM title_tier AS t)
+        ) AS m
+    ),
+    hits AS (
+        SELECT id, 0 AS tier, score FROM title_tier
+        UNION ALL
+        SELECT id, 1, 0 FROM anywhere
+    )
+    SELECT {_PAPER_COLUMNS}, {_CATEGORIES["postgresql"].format(table="p")} AS categories
+    FROM hits JOIN papers AS p ON p.id = hits.id
+    ORDER BY hits.tier, hits.score DESC, hits.id DESC
+    """  # noqa: S608 - constants only; the user's words are bound parameters
+).columns(*papers.c, column("categories"))
+_PG_AUTOCOMPLETE = text(
+    """
+    SELECT p.arxiv_id, p.title
+    FROM hotpapers_newest_matches(
+        to_tsquery('simple', :query), true, CAST(:limit AS integer),
+        to_tsquery('simple', CAST(:anchor AS text))
+    ) AS m
+    JOIN papers AS p ON p.id = m.id
+    ORDER BY m.id DESC
+    """
+).columns(papers.c.arxiv_id, papers.c.title)
+
 # What migration 0007's hotpapers_search_text strips from Latin letters (after NFD).
 _LATIN_MARKS = re.compile(r"([A-Za-z])[\u0300-\u036f]+")
 
@@ -167,13 +248,17 @@ def tsquery_text(user_text: str, *, prefix: bool = False) -> str | None:
     ``"attention is al"`` with ``prefix`` → ``'attention' & 'is' & 'al':*``.
     """
     if not prefix:
-        parts = [quote_lexeme(t) for t in query_terms(user_text)]
-    else:
-        complete, last = typed_terms(user_text)
-        parts = [quote_lexeme(t) for t in complete]
-        if last is not None:
-            parts.append(quote_lexeme(last) + ":*")
+        return tsquery_words(query_terms(user_text))
+    complete, last = typed_terms(user_text)
+    parts = [quote_lexeme(t) for t in complete]
+    if last is not None:
+        parts.append(quote_lexeme(last) + ":*")
     return " & ".join(parts) or None
+
+
+def tsquery_words(words: Sequence[str]) -> str | None:
+    """The ``to_tsquery('simple', …)`` text requiring every one of ``words`` (already split)."""
+    return " & ".join(quote_lexeme(w) for w in words) or None
 
 
 def id_prefix(user_text: str) -> str | None:
@@ -245,11 +330,18 @@ class PaperRepository:
     async def get_many(self, ids: Iterable[str]) -> dict[str, Paper]:
         """The stored papers among ``ids``, by id (unknown ids are simply absent)."""
         found: dict[str, Paper] = {}
+        categories: ColumnClause[Any] = literal_column(
+            _CATEGORIES[self._db.dialect].format(table="papers")
+        )
         async with self._db.read() as conn:
             for batch in chunked(dict.fromkeys(ids)):
-                result = await conn.execute(select(papers).where(papers.c.arxiv_id.in_(batch)))
-                for paper in await _papers_from_rows(conn, result.all()):
-                    found[paper.arxiv_id] = paper
+                result = await conn.execute(
+                    select(papers, categories.label("categories")).where(
+                        papers.c.arxiv_id.in_(batch)
+                    )
+                )
+                for row in result:
+                    found[row.arxiv_id] = _paper(row)
         return found
 
     async def known_ids(self, ids: Iterable[str]) -> set[str]:
@@ -280,81 +372,67 @@ class PaperRepository:
         The text is split into words and each is quoted, so operators, column filters, quotes
         and parentheses in it are searched for as words, never interpreted. Ranking, in tiers:
 
-        1. papers whose title or authors contain every word, by bm25 (title weighted above
-           authors), among the newest ``SEARCH_POOL`` such papers;
-        2. then papers containing every word anywhere (abstract included), newest first.
+        1. papers whose title or authors contain every word, among the newest ``SEARCH_POOL``
+           such papers: the more of the words in the title (a word among the authors counts
+           ``AUTHOR_WEIGHT``), in the shorter title, the better;
+        2. then papers containing every word anywhere (abstract included), newest first, only
+           when the first tier has fewer than ``limit``.
 
-        Why not one bm25 over title+authors+abstract: FTS5's bm25 first scans the whole doclist
-        of every query word to get its IDF, ~30 ns per matching row, so three common words over
-        a million abstracts cost 20+ ms before ranking a single row; the same scan over titles
-        is ten times shorter. ``bench/bench_search.py`` has the figures.
-
-        On PostgreSQL the tiers are the same, over the title and the full tsvector columns;
-        tier 1 ranks by cover density (``ts_rank_cd``, title weighted above authors, damped
-        by length) instead of bm25.
+        Why not one ranking over title+authors+abstract: a common word is in a third of the
+        abstracts, and ranking means reading all of them; the title tier reads ten times less,
+        and the abstract tier stops at the newest ``limit``. ``bench/bench_search.py`` has the
+        figures. One statement on either backend: FTS5's two tables on SQLite; on PostgreSQL
+        the title and full tsvector columns, tier 1 ranked by cover density (``ts_rank_cd``).
         """
         if limit <= 0:
             return []
         if self._db.is_sqlite:
-            query = match_expression(user_text)
-            title_sql, anywhere_sql, key = _TITLE_TIER_SQL, _ANYWHERE_TIER_SQL, "match"
+            stmt, params = _SQLITE_SEARCH, {"match": match_expression(user_text)}
         else:
-            query = tsquery_text(user_text)
-            title_sql, anywhere_sql, key = _PG_TITLE_TIER_SQL, _PG_ANYWHERE_TIER_SQL, "query"
-        if query is None:
+            stmt, params = _PG_SEARCH, {"query": tsquery_text(user_text)}
+        if None in params.values():
             return []
         async with self._db.read() as conn:
-            ranked = await conn.execute(
-                text(title_sql), {key: query, "pool": SEARCH_POOL, "limit": limit}
-            )
-            ids = list(ranked.scalars())
-            if len(ids) < limit:
-                newest = await conn.execute(
-                    text(anywhere_sql), {key: query, "limit": limit + len(ids)}
-                )
-                seen = set(ids)
-                ids += [i for i in newest.scalars() if i not in seen][: limit - len(ids)]
-            if not ids:
-                return []
-            rows = (await conn.execute(select(papers).where(papers.c.id.in_(ids)))).all()
-            by_id = {row.id: row for row in rows}
-            return await _papers_from_rows(conn, [by_id[i] for i in ids if i in by_id])
+            result = await conn.execute(stmt, {**params, "pool": SEARCH_POOL, "limit": limit})
+            return [_paper(row) for row in result]
 
     async def autocomplete(self, user_text: str, limit: int = 25) -> list[tuple[str, str]]:
         """``(arxiv_id, title)`` suggestions for text being typed, newest papers first.
 
         Input that looks like an arXiv id (``2401.12``, ``arXiv:2401.1``, ``hep-th/99``)
         matches id prefixes. Otherwise every word typed must appear in the title or authors,
-        the last one as a prefix (served by the prefix indexes of papers_title_fts, or on
-        PostgreSQL by the GIN index of the title vector, ``'word':*``). Newest first rather
-        than bm25: FTS5 then stops after ``limit`` rows, whereas bm25 would first scan the
-        doclist of a short prefix such as ``co*``, most of the index, on each keystroke.
+        the last one as a prefix (served by the prefix indexes of papers_title_fts, 2 to 8
+        characters, or on PostgreSQL by the title vector's GIN index, ``'word':*``). Newest
+        first rather than ranked: the index then stops after ``limit`` rows, whereas ranking
+        would first read every paper matching a short prefix such as ``co*``, on each keystroke.
         """
         if limit <= 0:
             return []
         prefix = id_prefix(user_text)
         if prefix is not None:
-            stmt = (
+            stmt: Any = (
                 select(papers.c.arxiv_id, papers.c.title)
                 .where(papers.c.arxiv_id >= prefix, papers.c.arxiv_id < _successor(prefix))
                 .order_by(papers.c.arxiv_id.desc())
                 .limit(limit)
             )
-        else:
-            if self._db.is_sqlite:
-                sql, params = _AUTOCOMPLETE_SQL, {"match": prefix_expression(user_text)}
-            else:
-                sql, params = _PG_AUTOCOMPLETE_SQL, {"query": tsquery_text(user_text, prefix=True)}
-            if None in params.values():
+            params: dict[str, Any] = {}
+        elif self._db.is_sqlite:
+            stmt, params = _SQLITE_AUTOCOMPLETE, {"match": prefix_expression(user_text)}
+            if params["match"] is None:
                 return []
-            hits = text(sql).bindparams(**params, limit=limit).columns(id=Integer).subquery("hits")
-            stmt = (
-                select(papers.c.arxiv_id, papers.c.title)
-                .join(hits, hits.c.id == papers.c.id)
-                .order_by(papers.c.id.desc())
-            )
+            params["limit"] = limit
+        else:
+            query = tsquery_text(user_text, prefix=True)
+            if query is None:
+                return []
+            stmt, params = _PG_AUTOCOMPLETE, {"query": query, "limit": limit}
+            # The whole words alone, which the index may be asked for instead of a short prefix
+            # such as co:* (the lists of thousands of words).
+            complete, last = typed_terms(user_text)
+            params["anchor"] = tsquery_words(complete) if complete and last else None
         async with self._db.read() as conn:
-            return [(arxiv_id, title) for arxiv_id, title in await conn.execute(stmt)]
+            return [(arxiv_id, title) for arxiv_id, title in await conn.execute(stmt, params)]
 
 
 def _successor(prefix: str) -> str:
@@ -379,39 +457,31 @@ def _paper_row(paper: Paper, fetched_at: dt.datetime) -> dict[str, Any]:
     }
 
 
-async def _papers_from_rows(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Paper]:
-    """Turn papers rows into Papers, loading every row's categories in one query."""
-    ids = [row.arxiv_id for row in rows]
-    categories: dict[str, list[str]] = {}
-    for batch in chunked(ids):
-        result = await conn.execute(
-            select(paper_categories.c.arxiv_id, paper_categories.c.category)
-            .where(paper_categories.c.arxiv_id.in_(batch))
-            .order_by(paper_categories.c.arxiv_id, paper_categories.c.position)
-        )
-        for arxiv_id, category in result:
-            categories.setdefault(arxiv_id, []).append(category)
-    return [
-        Paper(
-            arxiv_id=row.arxiv_id,
-            title=row.title,
-            abstract=row.abstract,
-            authors=tuple(row.authors),
-            primary_category=row.primary_category,
-            categories=tuple(categories.get(row.arxiv_id) or (row.primary_category,)),
-            published=row.published,
-            updated=row.updated,
-            version=row.version,
-            comment=row.comment,
-            journal_ref=row.journal_ref,
-            doi=row.doi,
-        )
-        for row in rows
-    ]
+def _paper(row: Row[Any]) -> Paper:
+    """The Paper of a papers row with its ``categories`` column (see ``_CATEGORIES``); the
+    primary category alone when none are stored."""
+    categories = row.categories
+    if isinstance(categories, str):  # SQLite's JSON text; PostgreSQL gives a list
+        categories = json.loads(categories)
+    return Paper(
+        arxiv_id=row.arxiv_id,
+        title=row.title,
+        abstract=row.abstract,
+        authors=tuple(row.authors),
+        primary_category=row.primary_category,
+        categories=tuple(categories or (row.primary_category,)),
+        published=row.published,
+        updated=row.updated,
+        version=row.version,
+        comment=row.comment,
+        journal_ref=row.journal_ref,
+        doi=row.doi,
+    )
 
 
 __all__ = [
-    "SEARCH_WEIGHTS",
+    "AUTHOR_WEIGHT",
+    "SEARCH_POOL",
     "PaperRepository",
     "fold_diacritics",
     "id_prefix",
@@ -421,5 +491,6 @@ __all__ = [
     "quote_lexeme",
     "quote_term",
     "tsquery_text",
+    "tsquery_words",
     "typed_terms",
 ]

@@ -98,10 +98,12 @@ async def test_migrated_schema_matches_the_tables_module(db: Database) -> None:
     def include(obj: object, name: str | None, type_: str, reflected: bool, _other: object) -> bool:
         if type_ == "table":
             return not (name == "alembic_version" or "_fts" in (name or ""))
-        # PostgreSQL's search vectors and their indexes exist only there (migration 0007).
+        # PostgreSQL's search vectors and their indexes exist only there (migration 0007), as
+        # does the BRIN index on papers.id that its search reads in bands (0008).
         return not (
             (type_ == "column" and name in SEARCH_VECTORS)
             or (type_ == "index" and name in {f"ix_papers_{v}" for v in SEARCH_VECTORS})
+            or (type_ == "index" and name == "ix_papers_id_brin")
         )
 
     def diff(conn: Connection) -> list[object]:
@@ -476,13 +478,24 @@ async def test_0007_indexes_the_papers_already_stored_and_keeps_them_both_ways(
                 return set(rows.scalars())
 
         await db.upgrade("0007")
+        if not db.is_sqlite:
+            assert await column_names(db, "papers") >= SEARCH_VECTORS
+            assert await id_collations() == {"C"}
+            # The repository's queries need 0008's functions: ask the vectors themselves.
+            async with db.read() as conn:
+                found = await conn.execute(
+                    text(
+                        "SELECT arxiv_id FROM papers "
+                        "WHERE title_vector @@ to_tsquery('simple', 'schrodinger & perez') "
+                        "AND search_vector @@ to_tsquery('simple', 'boxes')"
+                    )
+                )
+                assert list(found.scalars()) == ["2503.00001"]
+        await db.upgrade("0008")
         repo = PaperRepository(db)
         assert [p.arxiv_id for p in await repo.search("schrodinger perez")] == ["2503.00001"]
         assert [p.arxiv_id for p in await repo.search("boxes")] == ["2503.00001"]
         assert await repo.autocomplete("über schr") == [("2503.00001", "Über Schrödinger")]
-        if not db.is_sqlite:
-            assert await column_names(db, "papers") >= SEARCH_VECTORS
-            assert await id_collations() == {"C"}
 
         await db.downgrade("0006")
         assert await papers_stored() == 1
@@ -492,3 +505,79 @@ async def test_0007_indexes_the_papers_already_stored_and_keeps_them_both_ways(
         await db.upgrade()
         await db.check_schema()
         assert [p.arxiv_id for p in await PaperRepository(db).search("pérez")] == ["2503.00001"]
+
+
+async def test_0008_rebuilds_the_prefix_index_and_adds_the_banded_search_both_ways(
+    database_url: str,
+) -> None:
+    """Papers stored at 0007 are found after 0008 (SQLite: the title index rebuilt with prefix
+    indexes of 2 to 8 letters; PostgreSQL: the search functions, a BRIN index on id, GIN
+    indexes without a pending list), and the downgrade puts 0007's schema back, papers kept."""
+
+    async def schema_facts() -> dict[str, object]:
+        async with db.read() as conn:
+            if db.is_sqlite:
+                sql = await conn.scalar(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'papers_title_fts'")
+                )
+                for table in FTS_TABLES:
+                    await conn.execute(
+                        text(f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 1)")  # noqa: S608
+                    )
+                return {"prefix": str(sql).split("prefix=")[1].split("'")[1]}
+            functions = await conn.execute(
+                text("SELECT proname FROM pg_proc WHERE proname LIKE 'hotpapers_%'")
+            )
+            indexes = await conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'papers'")
+            )
+            options = await conn.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class "
+                    "WHERE relname IN ('ix_papers_title_vector', 'ix_papers_search_vector')"
+                )
+            )
+            return {
+                "functions": set(functions.scalars()),
+                "brin": "ix_papers_id_brin" in set(indexes.scalars()),
+                "options": {name: tuple(opts or ()) for name, opts in options},
+            }
+
+    async with Database.connect(database_url, migrate=False) as db:
+        await db.upgrade("0007")
+        async with db.write() as conn:
+            await conn.execute(
+                stamped(
+                    "INSERT INTO papers (arxiv_id, title, abstract, authors, primary_category, "
+                    "published, updated, fetched_at) VALUES ('2503.00001', 'Transformers "
+                    "everywhere', 'Cats in boxes.', '[\"Ana Translator\"]', 'cs.LG', :at, :at, "
+                    ":at)",
+                    "at",
+                ),
+                {"at": AT},
+            )
+        before = await schema_facts()
+
+        await db.upgrade("0008")
+        repo = PaperRepository(db)
+        for typed in ("transf", "transform", "translat", "transformers", "every"):
+            assert [a for a, _ in await repo.autocomplete(typed)] == ["2503.00001"], typed
+        assert [p.arxiv_id for p in await repo.search("boxes transformers")] == ["2503.00001"]
+        after = await schema_facts()
+        if db.is_sqlite:
+            assert (before["prefix"], after["prefix"]) == ("2 3 4", "2 3 4 5 6 7 8")
+        else:
+            assert after["functions"] >= {"hotpapers_newest_matches", "hotpapers_estimate"}
+            assert after["brin"]
+            assert after["options"] == {
+                "ix_papers_title_vector": ("fastupdate=off",),
+                "ix_papers_search_vector": ("fastupdate=off",),
+            }
+
+        await db.downgrade("0007")
+        assert await schema_facts() == before
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM papers"))).scalar_one() == 1
+        await db.upgrade()
+        await db.check_schema()
+        assert [a for a, _ in await PaperRepository(db).autocomplete("transfo")] == ["2503.00001"]

@@ -4,12 +4,16 @@ input, on SQLite (FTS5) and PostgreSQL (tsvector)."""
 from __future__ import annotations
 
 import datetime as dt
+import random
+import re
 
 import pytest
 from sqlalchemy import delete, text
 
+from bot.core.models import Paper
 from bot.storage.engine import Database
 from bot.storage.papers import (
+    SEARCH_POOL,
     PaperRepository,
     fold_diacritics,
     id_prefix,
@@ -18,6 +22,7 @@ from bot.storage.papers import (
     quote_lexeme,
     quote_term,
     tsquery_text,
+    typed_terms,
 )
 from bot.storage.tables import papers
 from tests.storage.factories import T0, make_paper
@@ -449,3 +454,235 @@ def test_fold_diacritics_as_fts5_does() -> None:
 )
 def test_id_prefix(user_text: str, expected: str | None) -> None:
     assert id_prefix(user_text) == expected
+
+
+# -- ranking and scale (bot.storage.papers SEARCH_POOL, migration 0008) ---------------------------
+
+
+async def test_title_tier_prefers_more_of_the_words_in_a_shorter_title(
+    repo: PaperRepository,
+) -> None:
+    await repo.upsert(
+        [
+            make_paper("2503.00001", title="Attention is all you need"),
+            make_paper("2503.00002", title="Is attention all you need for graphs and sets"),
+            make_paper("2503.00003", title="Attention is all you need", authors=("Need Yu",)),
+            make_paper("2503.00004", title="Other", abstract="Attention is all you need."),
+            make_paper(
+                "2503.00005",
+                title="On graphs",
+                authors=("Attention Isall", "You Need"),
+                abstract="all is attention",
+            ),
+        ],
+        T0,
+    )
+    found = [p.arxiv_id for p in await repo.search("attention is all you need")]
+    # The exact title first (the one with a matching author too above the other), then the
+    # longer title, then the paper whose authors hold the words, then the abstract's.
+    assert found == ["2503.00003", "2503.00001", "2503.00002", "2503.00005", "2503.00004"]
+
+
+async def test_a_word_in_the_title_outranks_the_same_word_among_authors(
+    repo: PaperRepository,
+) -> None:
+    await repo.upsert(
+        [
+            make_paper("2503.00001", title="Hinton diagrams for networks"),
+            make_paper("2503.00002", title="Deep belief nets", authors=("Geoffrey Hinton",)),
+        ],
+        T0,
+    )
+    assert [p.arxiv_id for p in await repo.search("hinton")] == ["2503.00001", "2503.00002"]
+
+
+async def test_long_prefixes_complete(repo: PaperRepository) -> None:
+    # 5 to 8 letters have prefix indexes of their own on SQLite (0008); longer ones merge.
+    await repo.upsert(
+        [
+            make_paper("2503.00001", title="Transformers for translation"),
+            make_paper("2503.00002", title="Transformation groups", authors=("Ana Translator",)),
+            make_paper("2503.00003", title="Transient dynamics"),
+        ],
+        T0,
+    )
+    for typed, expected in [
+        ("trans", {"2503.00001", "2503.00002", "2503.00003"}),
+        ("transf", {"2503.00001", "2503.00002"}),
+        ("transfor", {"2503.00001", "2503.00002"}),
+        ("transform", {"2503.00001", "2503.00002"}),
+        ("transformer", {"2503.00001"}),
+        ("transla", {"2503.00001", "2503.00002"}),
+        ("groups transfo", {"2503.00002"}),
+    ]:
+        assert {a for a, _ in await repo.autocomplete(typed)} == expected, typed
+
+
+# A corpus where some words are in most papers and others in a handful, spread over time, so that
+# the PostgreSQL search takes each of its paths (a walk back from the newest, GIN bitmaps in
+# bands, the rest of the table) and SQLite's tiers see broad and narrow queries.
+SCALE_PAPERS = 1500
+SCALE_WORDS = ["model", "data", "graph", "quantum", "sparse", "kernel", "zeta", "omicron"]
+
+
+def scale_corpus() -> list[Paper]:
+    rng = random.Random(8)
+    weights = [0.5, 0.3, 0.15, 0.05, 0.02, 0.01, 0.004, 0.002]
+    out = []
+    for n in range(SCALE_PAPERS):
+
+        def words(k: int) -> list[str]:
+            return [w for w, p in zip(SCALE_WORDS, weights, strict=True) if rng.random() < p * k]
+
+        title = " ".join(["Study", *words(1)])
+        abstract = " ".join(["We", *words(3), "end"])
+        authors = (rng.choice(["Ana Zeta", "Bo Li", "Cy Graph", "Di Kernel"]),)
+        out.append(make_paper(f"2503.{n + 1:05d}", title=title, abstract=abstract, authors=authors))
+    return out
+
+
+def tokens(*texts: str) -> set[str]:
+    return {w.casefold() for t in texts for w in re.findall(r"[^\W_]+", t)}
+
+
+@pytest.fixture
+async def scale_repo(repo: PaperRepository, db: Database) -> PaperRepository:
+    corpus = scale_corpus()
+    await repo.upsert(corpus, T0)
+    if not db.is_sqlite:
+        async with db.write() as conn:  # the planner's statistics, which the search reads
+            await conn.execute(text("ANALYZE papers"))
+    return repo
+
+
+SCALE_QUERIES = [
+    "model",
+    "model data",
+    "data graph",
+    "graph quantum",
+    "quantum sparse",
+    "sparse kernel",
+    "kernel zeta",
+    "zeta",
+    "omicron",
+    "omicron zeta",
+    "model omicron",
+    "study model data graph",
+    "nothing",
+]
+
+
+@pytest.mark.parametrize("query", SCALE_QUERIES)
+async def test_search_tiers_hold_at_every_density(scale_repo: PaperRepository, query: str) -> None:
+    """Tier 1 is drawn from the newest SEARCH_POOL title/author matches and is as long as it
+    can be; tier 2 is exactly the newest papers with every word anywhere, after those."""
+    corpus = scale_corpus()
+    words = tokens(query)
+    titled = [p for p in reversed(corpus) if words <= tokens(p.title, *p.authors)]
+    anywhere = [p for p in reversed(corpus) if words <= tokens(p.title, *p.authors, p.abstract)]
+    limit = 10
+    found = [p.arxiv_id for p in await scale_repo.search(query, limit=limit)]
+    first = min(limit, len(titled))
+    pool = {p.arxiv_id for p in titled[:SEARCH_POOL]}
+    assert set(found[:first]) <= pool
+    assert len(set(found[:first])) == first
+    rest = [p.arxiv_id for p in anywhere if p.arxiv_id not in set(found[:first])]
+    assert found[first:] == rest[: limit - first]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "mo",
+        "mod",
+        "model da",
+        "st",
+        "stu",
+        "da",
+        "gr",
+        "qua",
+        "spa",
+        "ker",
+        "zet",
+        "omi",
+        "o",
+        "zeta ke",
+        "omicron st",
+        "study mo",
+        "li",
+        "zeta an",
+        "xy",
+        "kernel",
+        "study ",
+    ],
+)
+async def test_autocomplete_gives_the_newest_matches_at_every_density(
+    scale_repo: PaperRepository, typed: str
+) -> None:
+    corpus = scale_corpus()
+    complete, last = typed_terms(typed)
+    words = {w.casefold() for w in complete}
+    expected = [
+        (p.arxiv_id, p.title)
+        for p in reversed(corpus)
+        if words <= (have := tokens(p.title, *p.authors))
+        and (last is None or any(w.startswith(last.casefold()) for w in have))
+    ][:25]
+    if not complete and last is None:
+        expected = []
+    assert await scale_repo.autocomplete(typed) == expected
+
+
+def holds(paper: Paper, words: set[str], prefixes: set[str], *, titles: bool) -> bool:
+    """Whether ``paper`` has every word (those in ``prefixes`` as a prefix) in its title or
+    authors (``titles``) or anywhere."""
+    have = tokens(paper.title, *paper.authors, *([] if titles else [paper.abstract]))
+    return all(any(h.startswith(w) for h in have) if w in prefixes else w in have for w in words)
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("wanted", [1, 3, 10, 40])
+async def test_newest_matches_by_every_path(
+    scale_repo: PaperRepository, db: Database, wanted: int
+) -> None:
+    """hotpapers_newest_matches (0008) gives exactly the newest matches whichever way it reads
+    them: a walk back, GIN bitmaps in BRIN bands, the rest of the table; with and without an
+    anchor, over titles and over whole papers, minus the excluded ids."""
+    corpus = scale_corpus()
+    excluded = [SCALE_PAPERS - 1, SCALE_PAPERS - 7]
+    cases = [
+        ("'model'", None),
+        ("'sparse'", None),
+        ("'omicron'", None),
+        ("'data' & 'graph'", None),
+        ("'zeta':*", None),
+        ("'st':*", None),
+        ("'model' & 'da':*", "'model'"),
+        ("'omicron' & 'st':*", "'omicron'"),
+    ]
+    for query, anchor in cases:
+        words = {w.strip("'").split("'")[0] for w in query.split(" & ")}
+        prefixes = {w for w in words if query.count(f"'{w}':*")}
+        for titles in (True, False):
+            skip = set() if titles else set(excluded)
+            expected = [
+                n
+                for n, paper in reversed(list(enumerate(corpus, start=1)))
+                if n not in skip and holds(paper, words, prefixes, titles=titles)
+            ][:wanted]
+            async with db.read() as conn:
+                result = await conn.execute(
+                    text(
+                        "SELECT id FROM hotpapers_newest_matches(CAST(:q AS tsquery), :titles, "
+                        "CAST(:wanted AS integer), CAST(:anchor AS tsquery), "
+                        "CAST(:excluded AS integer[]))"
+                    ),
+                    {
+                        "q": query,
+                        "titles": titles,
+                        "wanted": wanted,
+                        "anchor": anchor,
+                        "excluded": [] if titles else excluded,
+                    },
+                )
+                assert list(result.scalars()) == expected, (query, titles)
