@@ -217,11 +217,12 @@ class StreamConsumer:
         first: int | None = None
         reached_end = False
         last_frame = time.monotonic()
+        storing = False  # a batch is being written: the stream is not quiet, we are busy
         idle = self.settings.replay_idle_seconds
         connect = self.settings.replay_connect_seconds
 
         async def read() -> None:
-            nonlocal first, reached_end, last_frame
+            nonlocal first, reached_end, last_frame, storing
             frames = self.source.stream.frames(start_us)
             try:
                 async for frame in frames:
@@ -235,7 +236,14 @@ class StreamConsumer:
                         reached_end = time_us >= end_us
                         return
                     if len(self._pending) >= FLUSH_EVENTS:
-                        await self._flush_whole(save=False)
+                        # A slow write (a busy database server) is no quiet spell of the
+                        # stream: the next frame's wait is timed from the write's end.
+                        storing = True
+                        try:
+                            await self._flush_whole(save=False)
+                        finally:
+                            storing = False
+                            last_frame = time.monotonic()
                     elif self.stats.events % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
             finally:
@@ -252,7 +260,8 @@ class StreamConsumer:
             while not reader.done():
                 await asyncio.wait({reader}, timeout=min(idle, connect) / 4)
                 limit = idle if first is not None else connect
-                if not reader.done() and time.monotonic() - last_frame > limit:
+                quiet = not storing and time.monotonic() - last_frame > limit
+                if not reader.done() and quiet:
                     timed_out = True
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -275,7 +275,10 @@ class DigestRepository:
         async with self._db.write() as conn:
             rows = (
                 await conn.execute(
-                    select(digests).where(digests.c.status == SENDING, digests.c.owner.is_not(None))
+                    select(digests)
+                    .where(digests.c.status == SENDING, digests.c.owner.is_not(None))
+                    # Oldest claim first, on every backend (no implicit rowid order).
+                    .order_by(digests.c.id)
                 )
             ).all()
             dead = [row for row in rows if is_dead(row.owner)]
@@ -312,11 +315,13 @@ class DigestRepository:
         async with self._db.write() as conn:
             rows = (
                 await conn.execute(
-                    select(digests.c.id).where(
+                    select(digests.c.id)
+                    .where(
                         digests.c.status == SENDING,
                         stale,
                         digests.c.attempts >= self.max_attempts,
                     )
+                    .order_by(digests.c.id)
                 )
             ).all()
             ids = [row.id for row in rows]

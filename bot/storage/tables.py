@@ -2,6 +2,8 @@
 
 Migrations are the source of truth for the database; these tables mirror the head revision
 (``tests/storage/test_migrations.py`` compares the two) and give the repositories typed columns.
+Every text column is a ``CleanText``/``CleanString`` (``types.py``): what is written loses its
+NUL characters, which PostgreSQL's text cannot hold, so one post carrying one fails no write.
 """
 
 from __future__ import annotations
@@ -18,16 +20,14 @@ from sqlalchemy import (
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
-    String,
     Table,
-    Text,
     UniqueConstraint,
     false,
     text,
 )
 
 from bot.core.models import DigestState, DigestStyle, EmptyDay, RankingMode
-from bot.storage.types import ISODate, JSONText, UTCDateTime, key_string
+from bot.storage.types import CleanString, CleanText, ISODate, JSONText, UTCDateTime, key_string
 
 # Named constraints let future migrations alter tables on SQLite (batch mode recreates the table
 # and can only drop what it can name).
@@ -69,13 +69,13 @@ papers = Table(
     Column("id", Integer, primary_key=True),
     Column("arxiv_id", key_string(32), nullable=False, unique=True),
     Column("version", Integer),
-    Column("title", Text, nullable=False),
-    Column("abstract", Text, nullable=False),
+    Column("title", CleanText, nullable=False),
+    Column("abstract", CleanText, nullable=False),
     Column("authors", JSONText, nullable=False),
-    Column("primary_category", String(32), nullable=False),
-    Column("comment", Text),
-    Column("journal_ref", Text),
-    Column("doi", Text),
+    Column("primary_category", CleanString(32), nullable=False),
+    Column("comment", CleanText),
+    Column("journal_ref", CleanText),
+    Column("doi", CleanText),
     Column("published", UTCDateTime, nullable=False),
     Column("updated", UTCDateTime, nullable=False),
     Column("fetched_at", UTCDateTime, nullable=False),
@@ -101,7 +101,7 @@ missing_ids = Table(
     "missing_ids",
     metadata,
     Column("arxiv_id", key_string(32), primary_key=True),
-    Column("reason", Text, nullable=False),
+    Column("reason", CleanText, nullable=False),
     Column("checked_at", UTCDateTime, nullable=False),
 )
 
@@ -109,13 +109,13 @@ mentions = Table(
     "mentions",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("source", String(32), nullable=False),
+    Column("source", CleanString(32), nullable=False),
     Column("post_id", key_string(128), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("author", Text, nullable=False),
-    Column("author_name", Text),
-    Column("text", Text, nullable=False),
-    Column("lang", String(16)),
+    Column("url", CleanText, nullable=False),
+    Column("author", CleanText, nullable=False),
+    Column("author_name", CleanText),
+    Column("text", CleanText, nullable=False),
+    Column("lang", CleanString(16)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("source", "post_id"),
@@ -158,16 +158,16 @@ source_runs = Table(
     "source_runs",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("source", String(32), nullable=False),
+    Column("source", CleanString(32), nullable=False),
     Column("window_start", UTCDateTime, nullable=False),
     Column("window_end", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
     Column("mentions", Integer, nullable=False, server_default=text("0")),
     Column("requests", Integer, nullable=False, server_default=text("0")),
-    Column("error", Text),
+    Column("error", CleanText),
     # A fixed word for the class of failure (bot.core.errors.FAILURE_KINDS): what members see.
-    Column("error_kind", String(32)),
+    Column("error_kind", CleanString(32)),
     Index(None, "source", "started_at"),
 )
 
@@ -176,14 +176,14 @@ guilds = Table(
     metadata,
     Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
     Column("channel_id", BigInteger),
-    Column("post_time", String(5), nullable=False, server_default="09:00"),
-    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("post_time", CleanString(5), nullable=False, server_default="09:00"),
+    Column("timezone", CleanString(64), nullable=False, server_default="UTC"),
     Column("top_n", Integer, nullable=False, server_default=text("10")),
     Column("threshold", Float),  # NULL = the global ranking.threshold
-    Column("style", String(16), nullable=False, server_default="thread"),
-    Column("empty_day", String(16), nullable=False, server_default="message"),
+    Column("style", CleanString(16), nullable=False, server_default="thread"),
+    Column("empty_day", CleanString(16), nullable=False, server_default="message"),
     Column("paused", Boolean, nullable=False, server_default=false()),
-    Column("pause_reason", Text),
+    Column("pause_reason", CleanText),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # When the guild last became able to post (channel first set, resumed, time moved): a slot
@@ -193,7 +193,7 @@ guilds = Table(
     # channel, if the bot can still post there).
     Column("alert_channel_id", BigInteger),
     # absolute: the seed's threshold on the score; field: each category's heat (0006).
-    Column("ranking", String(16), nullable=False, server_default="absolute"),
+    Column("ranking", CleanString(16), nullable=False, server_default="absolute"),
     CheckConstraint(f"style IN ({_in(GUILD_STYLES)})", name="style"),
     CheckConstraint(f"ranking IN ({_in(RANKING_MODES)})", name="ranking"),
     CheckConstraint(f"empty_day IN ({_in(EMPTY_DAY_MODES)})", name="empty_day"),
@@ -225,19 +225,19 @@ digests = Table(
         nullable=False,
     ),
     Column("digest_date", ISODate, nullable=False),
-    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("status", CleanString(16), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("started_at", UTCDateTime),
     # Last sign of life of the sender (claim or message sent): how a crashed send is told apart
     # from a slow one.
     Column("heartbeat_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
-    Column("error", Text),
+    Column("error", CleanText),
     Column("message_ids", JSONText, nullable=False, server_default="[]"),
     Column("paper_count", Integer, nullable=False, server_default=text("0")),
     # The claiming process, ``host/boot/pid/start``: a restart on the same host resumes a dead
     # owner's digest at once instead of waiting for its claim to go stale.
-    Column("owner", Text),
+    Column("owner", CleanText),
     # Claims taken over from a dead owner: not failed attempts, but bounded all the same.
     Column("takeovers", Integer, nullable=False, server_default=text("0")),
     Column("alerted_at", UTCDateTime),  # when moderators were told it failed for good
@@ -265,10 +265,10 @@ digest_papers = Table(
 stream_state = Table(
     "stream_state",
     metadata,
-    Column("stream", String(32), primary_key=True),
+    Column("stream", CleanString(32), primary_key=True),
     # Unix microseconds of the last event whose effects are stored (Jetstream's time cursor).
     Column("cursor_us", BigInteger, nullable=False),
-    Column("instance", Text),
+    Column("instance", CleanText),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -276,7 +276,7 @@ stream_gaps = Table(
     "stream_gaps",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("stream", String(32), nullable=False),
+    Column("stream", CleanString(32), nullable=False),
     Column("gap_start", UTCDateTime, nullable=False),
     Column("gap_end", UTCDateTime, nullable=False),
     Column("detected_at", UTCDateTime, nullable=False),

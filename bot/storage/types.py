@@ -1,4 +1,5 @@
-"""Column types: UTC datetimes, ISO dates, JSON text and byte-ordered keys on any dialect."""
+"""Column types: UTC datetimes, ISO dates, JSON text, NUL-free text and byte-ordered keys on any
+dialect."""
 
 from __future__ import annotations
 
@@ -20,6 +21,46 @@ def utc_text(moment: dt.datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+NUL = "\x00"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character removed from its strings (in lists, tuples and dicts
+    too, keys included); anything else as it is.
+
+    PostgreSQL's text types cannot hold NUL (asyncpg refuses the value, and the whole write
+    fails), SQLite's can. Text from outside (a post, a display name, an abstract) may carry one:
+    it is dropped on the way in on every backend, so both store and return the same text.
+    """
+    if isinstance(value, str):
+        return value.replace(NUL, "") if NUL in value else value
+    if isinstance(value, list | tuple):
+        return type(value)(without_nul(item) for item in value)
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
+
+
+class CleanString(TypeDecorator[str]):
+    """``String(length)`` whose values lose their NUL characters (see :func:`without_nul`)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)
+
+
+class CleanText(TypeDecorator[str]):
+    """``Text`` whose values lose their NUL characters (see :func:`without_nul`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)
+
+
 def key_string(length: int) -> TypeEngine[str]:
     """Identifier text (arXiv ids, post ids, categories) ordered byte by byte on every dialect.
 
@@ -29,7 +70,7 @@ def key_string(length: int) -> TypeEngine[str]:
     and "sorted" would not mean code-point order. ``COLLATE "C"`` keeps those ranges exact and
     served by the index (migration 0007 sets it on existing PostgreSQL databases).
     """
-    return String(length).with_variant(String(length, collation="C"), "postgresql")
+    return CleanString(length).with_variant(CleanString(length, collation="C"), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -87,10 +128,12 @@ class ISODate(TypeDecorator[dt.date]):
 
 
 class JSONText(TypeDecorator[Any]):
-    """JSON kept as plain text, with non-ASCII letters left as they are.
+    """JSON kept as plain text, with non-ASCII letters left as they are and without NULs.
 
     ``ensure_ascii=False`` matters: the full-text index reads ``papers.authors`` as text, and an
-    escaped ``P\\u00e9rez`` would never match a search for ``perez``.
+    escaped ``P\\u00e9rez`` would never match a search for ``perez``. A NUL would be written as
+    the escape ``\\u0000``, which PostgreSQL's text takes but its JSON functions refuse: strings
+    lose their NULs first, as in every other text column.
     """
 
     impl = Text
@@ -99,7 +142,7 @@ class JSONText(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        return json.dumps(without_nul(value), ensure_ascii=False, separators=(", ", ": "))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)

@@ -143,7 +143,11 @@ async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> N
 
 
 @pytest.fixture
-async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIterator[BotWorld]:
+async def botworld(
+    tmp_path: Path, discord_harness: DiscordHarness, migrated_url: str
+) -> AsyncIterator[BotWorld]:
+    """The bot on the backend under test (``[sqlite]``, ``[postgresql]``): its database is
+    ``migrated_url``, which the runtime opens as ``hotpapers run`` does (migrating it)."""
     async with AsyncExitStack() as stack:
         base = Settings(
             discord={
@@ -154,7 +158,10 @@ async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIter
         world = await stack.enter_async_context(demo_world(base, tmp_path))
         clock = MutableClock(world.now)
         settings = world.settings.model_copy(
-            update={"arxiv": world.settings.arxiv.model_copy(update={"min_interval_seconds": 0.0})}
+            update={
+                "arxiv": world.settings.arxiv.model_copy(update={"min_interval_seconds": 0.0}),
+                "database": world.settings.database.model_copy(update={"url": migrated_url}),
+            }
         )
         rt = await stack.enter_async_context(open_runtime(settings, clock=clock, sleep=_no_backoff))
         bot = HotPapersBot(rt, schedule=False)
@@ -162,8 +169,13 @@ async def botworld(tmp_path: Path, discord_harness: DiscordHarness) -> AsyncIter
         await discord_harness.start_client(bot)
         bot.tree.copy_global_to(guild=discord.Object(id=discord_harness.guild.id))
         await bot.tree.sync(guild=discord.Object(id=discord_harness.guild.id))
-        yield BotWorld(discord_harness, world, rt, bot, clock, stack)
-        bot.jobs.stop_scheduler()
+        botworld = BotWorld(discord_harness, world, rt, bot, clock, stack)
+        yield botworld
+        # As `hotpapers run` ends: the bot closes (its jobs drained, the leadership given
+        # back, the streams' cursors saved) before the database does. A bot closed after it
+        # would open new connections on a disposed engine, which nothing closes.
+        await discord_harness.stop_client(botworld.bot)
+        botworld.jobs.stop_scheduler()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.fakes.arxiv import FakeArxiv
 from bot.fakes.bluesky import (
     FakeBlueskyAppView,
@@ -42,6 +44,10 @@ from bot.fakes.discord import DiscordHarness
 from bot.fakes.jetstream import FakeJetstream
 from bot.sources.bluesky import micros, post_uri
 from tests.cli.test_real_day import child_env
+
+# SQLite only: `hotpapers run` is SIGKILLed mid-stream on a SQLite file, which the test reads
+# with sqlite3 while the process writes it.
+pytestmark = pytest.mark.sqlite_only
 
 UTC = dt.UTC
 KILLS = 3  # SIGKILLs, each at a random moment, each followed by a restart

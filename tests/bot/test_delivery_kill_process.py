@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from bot.core.models import Window
@@ -51,6 +52,10 @@ from bot.settings import Secrets, Settings
 from bot.ui.embeds import read_marker
 from tests.bot.conftest import posted_ids
 from tests.cli.test_real_day import child_env
+
+# SQLite only: the test kills real `hotpapers run` processes on a SQLite file and reads (and
+# locks) that file with sqlite3 meanwhile (processes sharing PostgreSQL are tested apart).
+pytestmark = pytest.mark.sqlite_only
 
 UTC = dt.UTC
 X_TOKEN = "kill-process-bearer-token"  # the local fake X's credential

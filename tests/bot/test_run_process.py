@@ -16,6 +16,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.fakes.arxiv import FakeArxiv
 from bot.fakes.demo import load_dataset, load_dataset_into
 from bot.fakes.discord import DiscordHarness, InteractionCallback, InteractionResult
@@ -102,15 +104,16 @@ async def answered(result: InteractionResult) -> InteractionCallback:
 
 
 async def test_the_run_process_answers_commands_and_stops_on_sigterm(
-    tmp_path: Path, discord_harness: DiscordHarness
+    tmp_path: Path, discord_harness: DiscordHarness, migrated_url: str
 ) -> None:
+    """On each backend (``migrated_url``: a SQLite file, or the PostgreSQL test database)."""
     h = discord_harness
     async with fake_sources() as sources:
         env = {
             "DISCORD_TOKEN": h.token,
             "HOTPAPERS_DISCORD__API_BASE": h.fake.api_base,
             "HOTPAPERS_DISCORD__GATEWAY_URL": h.fake.gateway_url,
-            "HOTPAPERS_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            "HOTPAPERS_DATABASE__URL": migrated_url,
             **sources,
         }
 
@@ -245,6 +248,7 @@ async def stop(proc: asyncio.subprocess.Process, cwd: Path) -> None:
     assert "Traceback" not in err, err
 
 
+@pytest.mark.sqlite_only  # the single-process guard: a file lock beside the SQLite file
 async def test_a_second_run_on_the_same_sqlite_file_is_refused(
     tmp_path: Path, discord_harness: DiscordHarness
 ) -> None:

@@ -20,6 +20,8 @@ class NoRuntime:
     """Enough of a ``Runtime`` to load the cogs (and build the idle jobs) without a database."""
 
     settings = Settings()
+    # The jobs ask the database which lock the leader election takes: none here, as on SQLite.
+    db = SimpleNamespace(is_sqlite=True)
 
     @staticmethod
     def clock() -> dt.datetime:

@@ -1,17 +1,13 @@
-"""DeliveryService against an in-memory Publisher and a real SQLite database: styles, packing,
-exactly once across crashes (reconciled by markers, never by nonces), alerts, exhausted digests.
-No Discord, no network: each test runs in milliseconds."""
+"""DeliveryService against an in-memory Publisher and a real database (SQLite and PostgreSQL):
+styles, packing, exactly once across crashes (reconciled by markers, never by nonces), alerts,
+exhausted digests. No Discord, no network: each test runs in milliseconds."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
-import shutil
-from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,58 +262,40 @@ class World:
 PAPERS = 20
 
 
-@pytest.fixture(scope="session")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database migrated once (migrations take most of a test's time): each test copies it.
-    Migrated in a thread of its own, whose event loop is not the tests'."""
-    path = tmp_path_factory.mktemp("template") / "hotpapers.db"
-
-    async def migrate() -> None:
-        async with Database.connect(f"sqlite+aiosqlite:///{path}"):
-            pass
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(lambda: asyncio.run(migrate())).result()
-    return path
-
-
 @pytest.fixture
-async def world(migrated: Path, tmp_path: Path) -> AsyncIterator[World]:
+async def world(db: Database) -> World:
     """20 papers in cs.LG mentioned an hour ago, scoring 200, 199, … (all above 50)."""
-    path = tmp_path / "hotpapers.db"
-    shutil.copyfile(migrated, path)
-    async with Database.connect(f"sqlite+aiosqlite:///{path}", migrate=False) as db:
-        clock = Clock()
-        papers, mentions, runs = PaperRepository(db), MentionRepository(db), RunRepository(db)
-        ids = [f"2503.{n:05d}" for n in range(1, PAPERS + 1)]
-        await papers.upsert([make_paper(i, title=f"Paper {i}") for i in ids], NOW)
-        await mentions.upsert(
-            [
-                make_mention(
-                    f"post{n}",
-                    arxiv_ids=(i,),
-                    created_at=NOW - dt.timedelta(hours=1),
-                    metrics={"reposts": 100, "likes": 100 - n},
-                )
-                for n, i in enumerate(ids)
-            ],
-            NOW,
-        )
-        digests = DigestService(
-            papers=papers, mentions=mentions, runs=runs, ranking=RankingSettings(), clock=clock
-        )
-        guilds = GuildRepository(db, clock=clock)
-        log = DigestRepository(db, clock=clock)
-        delivery = DeliveryService(
-            guilds=guilds,
-            digests=digests,
-            log_=log,
-            runs=runs,
-            settings=DigestSettings(),
-            clock=clock,
-            owner=OWNER,
-        )
-        yield World(db, clock, guilds, log, papers, mentions, delivery, ids)
+    clock = Clock()
+    papers, mentions, runs = PaperRepository(db), MentionRepository(db), RunRepository(db)
+    ids = [f"2503.{n:05d}" for n in range(1, PAPERS + 1)]
+    await papers.upsert([make_paper(i, title=f"Paper {i}") for i in ids], NOW)
+    await mentions.upsert(
+        [
+            make_mention(
+                f"post{n}",
+                arxiv_ids=(i,),
+                created_at=NOW - dt.timedelta(hours=1),
+                metrics={"reposts": 100, "likes": 100 - n},
+            )
+            for n, i in enumerate(ids)
+        ],
+        NOW,
+    )
+    digests = DigestService(
+        papers=papers, mentions=mentions, runs=runs, ranking=RankingSettings(), clock=clock
+    )
+    guilds = GuildRepository(db, clock=clock)
+    log = DigestRepository(db, clock=clock)
+    delivery = DeliveryService(
+        guilds=guilds,
+        digests=digests,
+        log_=log,
+        runs=runs,
+        settings=DigestSettings(),
+        clock=clock,
+        owner=OWNER,
+    )
+    return World(db, clock, guilds, log, papers, mentions, delivery, ids)
 
 
 def paper_ids(world: World, messages: Sequence[Message]) -> list[str]:

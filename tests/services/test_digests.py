@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -74,9 +73,8 @@ class Store:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    async with Database.connect("sqlite+aiosqlite:///:memory:") as db:
-        yield Store(PaperRepository(db), MentionRepository(db), RunRepository(db))
+def store(db: Database) -> Store:
+    return Store(PaperRepository(db), MentionRepository(db), RunRepository(db))
 
 
 def ids(digest) -> list[str]:

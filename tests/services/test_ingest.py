@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -79,9 +80,8 @@ class Pipeline:
 
 
 @pytest.fixture
-async def pipeline() -> AsyncIterator[Pipeline]:
+async def pipeline(db: Database) -> AsyncIterator[Pipeline]:
     async with (
-        Database.connect("sqlite+aiosqlite:///:memory:") as db,
         FakeArxiv() as arxiv,
         aiohttp.ClientSession() as session,
     ):
@@ -132,6 +132,18 @@ async def test_a_good_run_stores_mentions_and_papers(pipeline):
         "arxiv: resolving 2 papers",
         "arxiv: 2 papers stored, 0 unknown",
     ]
+
+
+async def test_a_post_carrying_nul_characters_is_stored_without_them(pipeline):
+    """A NUL in a post's text (PostgreSQL's text cannot hold one) fails neither the write nor
+    the run: the post is stored, and read back, without it, on every backend."""
+    hostile = dataclasses.replace(
+        mention("n1", KNOWN[0]), text="look\x00 at\x00 this", author_name="Eve\x00"
+    )
+    report = await pipeline.service(StubSource("x", [hostile])).run(WINDOW)
+    assert report.ok, report.failures
+    (stored,) = await pipeline.mentions.in_window(WINDOW)
+    assert (stored.mention.text, stored.mention.author_name) == ("look at this", "Eve")
 
 
 async def test_failing_crashing_and_empty_sources_do_not_stop_the_others(pipeline, caplog):

@@ -39,9 +39,8 @@ def item(arxiv_id: str, kind: AnnounceType, *cats: str) -> Announcement:
 
 
 @pytest.fixture
-async def setup() -> AsyncIterator[tuple[IngestService, FakeArxiv, Database]]:
+async def setup(db: Database) -> AsyncIterator[tuple[IngestService, FakeArxiv, Database]]:
     async with (
-        Database.connect("sqlite+aiosqlite:///:memory:") as db,
         FakeArxiv() as arxiv,
         aiohttp.ClientSession() as session,
     ):

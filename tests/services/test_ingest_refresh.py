@@ -132,9 +132,8 @@ class Setup:
 
 
 @pytest.fixture
-async def setup() -> AsyncIterator[Setup]:
+async def setup(db: Database) -> AsyncIterator[Setup]:
     async with (
-        Database.connect("sqlite+aiosqlite:///:memory:") as db,
         FakeArxiv() as arxiv,
         FakeBlueskyAppView() as appview,
         aiohttp.ClientSession() as session,

@@ -53,9 +53,8 @@ class Lookup:
 
 
 @pytest.fixture
-async def lookup() -> AsyncIterator[Lookup]:
+async def lookup(db: Database) -> AsyncIterator[Lookup]:
     async with (
-        Database.connect("sqlite+aiosqlite:///:memory:") as db,
         FakeArxiv() as arxiv,
         aiohttp.ClientSession() as session,
     ):

@@ -4,7 +4,6 @@ aliases, field mode, and how often they read the database."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -79,9 +78,8 @@ class World:
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[World]:
-    async with Database.connect("sqlite+aiosqlite:///:memory:") as db:
-        yield World(PaperRepository(db), MentionRepository(db), RunRepository(db))
+def world(db: Database) -> World:
+    return World(PaperRepository(db), MentionRepository(db), RunRepository(db))
 
 
 async def late_bloomer(world: World, arxiv_id: str = "2503.00001", *, days_ago: int = 3) -> None:

@@ -2,7 +2,8 @@
 
 The transport is a scripted double (``ScriptedStream``) yielding real Jetstream v1 frames built
 with ``bot.fakes.bluesky``; the decoder is the real ``parse_event``; the storage is a real
-migrated SQLite database. One test runs the real ``JetstreamClient`` against ``FakeJetstream``.
+migrated database, SQLite and PostgreSQL. One test runs the real ``JetstreamClient`` against
+``FakeJetstream``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import random
 import types
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -188,9 +188,8 @@ class Harness:
 
 
 @pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    async with Database.connect("sqlite+aiosqlite:///:memory:") as db:
-        yield Harness(db, Clock(), MentionRepository(db), StreamRepository(db))
+def harness(db: Database) -> Harness:
+    return Harness(db, Clock(), MentionRepository(db), StreamRepository(db))
 
 
 def expected(events: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
@@ -566,7 +565,7 @@ async def run_until_stopped(consumer: Any, stop: Callable[[asyncio.Task[None]], 
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("rewind", [0.0, 5.0])
 async def test_cancelled_at_random_points_and_restarted_nothing_is_lost_or_doubled(
-    tmp_path: Path, seed: int, rewind: float, monkeypatch: pytest.MonkeyPatch
+    migrated_url: str, seed: int, rewind: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(seed)
     # Batches of one to four events, each followed by a cursor save.
@@ -574,7 +573,7 @@ async def test_cancelled_at_random_points_and_restarted_nothing_is_lost_or_doubl
     # 10 s apart: with no rewind, a restart reads nothing before the saved cursor again, so
     # an event whose effect was not stored before its cursor was saved is lost for good.
     events = mixed_events(rng, 40, step_seconds=10.0)
-    async with Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}") as db:
+    async with Database.connect(migrated_url) as db:
         harness = Harness(db, Clock(), MentionRepository(db), StreamRepository(db))
         restarts = 0
         while True:
@@ -793,6 +792,27 @@ async def test_a_replay_flushes_in_batches(
     report = await counting.consumer(ScriptedStream(events)).replay(WINDOW)
     assert report.posts == 5
     assert writes == [2, 2, 1]
+
+
+async def test_a_write_slower_than_the_idle_spell_does_not_end_a_replay(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live edge is the stream falling quiet, not the database being slow: a batch that
+    takes longer to store than ``replay_idle_seconds`` (a busy PostgreSQL server) is waited for,
+    and the replay reads on."""
+    monkeypatch.setattr("bot.services.stream.FLUSH_EVENTS", 2)
+    idle = settings().replay_idle_seconds
+
+    class Slow(MentionRepository):
+        async def upsert_discovered(self, items: Any, seen_at: dt.datetime) -> int:
+            await asyncio.sleep(3 * idle)
+            return await super().upsert_discovered(items, seen_at)
+
+    slow = Harness(harness.db, harness.clock, Slow(harness.db), harness.streams)
+    events = [post(ALICE, f"a{i}", w(i / 10), paper(i)) for i in range(5)]
+    report = await slow.consumer(ScriptedStream(events, then_wait=True)).replay(WINDOW)
+    assert report.posts == 5
+    assert len(await harness.stored()) == 5
 
 
 # -- the real transport ------------------------------------------------------------------------
