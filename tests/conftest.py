@@ -24,20 +24,12 @@ from pathlib import Path
 import pytest
 
 from bot.storage.engine import Database
-from tests.postgres import PostgresServer, run_sync
+from tests.postgres import IN_CI, NO_POSTGRES, POSTGRES_URL, PostgresServer, run_sync
 
 REPO = Path(__file__).resolve().parents[1]
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
-POSTGRES_URL_VARIABLE = "HOTPAPERS_TEST_POSTGRES_URL"
-# Read at import: the autouse _clean_environment fixture removes HOTPAPERS_* before each test.
-POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE) or None
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-NO_POSTGRES = (
-    f"{POSTGRES_URL_VARIABLE} is not set: start a server with "
-    f'`eval "$(bash .ci/postgres.sh start)"` to run the PostgreSQL backend too'
-)
 
 
 def shared_dir() -> Path:

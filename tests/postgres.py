@@ -36,6 +36,17 @@ from bot.storage.engine import Database, head_revision
 
 T = TypeVar("T")
 
+# The server the tests use, named by the environment; the rule: skipped without it locally,
+# failing without it under CI=true (CI must run the PostgreSQL tests).
+POSTGRES_URL_VARIABLE = "HOTPAPERS_TEST_POSTGRES_URL"
+# Read at import: the autouse _clean_environment fixture removes HOTPAPERS_* before each test.
+POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE) or None
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+NO_POSTGRES = (
+    f"{POSTGRES_URL_VARIABLE} is not set: start a server with "
+    f'`eval "$(bash .ci/postgres.sh start)"` to run the PostgreSQL backend too'
+)
+
 # A table with this many rows or more is truncated rather than emptied row by row.
 MANY_ROWS = 1000
 

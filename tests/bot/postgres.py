@@ -8,21 +8,11 @@ ask for the ``postgres_url`` fixture (import it into the test module).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.storage.postgres import PostgresServer
-
-POSTGRES_URL_VARIABLE = "HOTPAPERS_TEST_POSTGRES_URL"
-# Read at import: the autouse _clean_environment fixture removes HOTPAPERS_* before each test.
-POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE) or None
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-NO_POSTGRES = (
-    f"{POSTGRES_URL_VARIABLE} is not set: start a server with "
-    f'`eval "$(bash .ci/postgres.sh start)"` to run the tests of several processes'
-)
+from tests.postgres import IN_CI, NO_POSTGRES, POSTGRES_URL, PostgresServer
 
 requires_postgres = pytest.mark.skipif(POSTGRES_URL is None and not IN_CI, reason=NO_POSTGRES)
 
