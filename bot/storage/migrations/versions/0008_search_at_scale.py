@@ -121,9 +121,11 @@ BEGIN
         band := 600;
     ELSE
         estimate := hotpapers_estimate(query, titles);
-        density := estimate / newest;
+        -- Statistics may be stale (rows deleted since the last ANALYZE) and estimate more
+        -- matches than there are papers: a density is at most one, a band at least one paper.
+        density := least(estimate / newest, 1.0);
         walk := wanted / density <= walk_budget;
-        band := CASE WHEN walk THEN 2 ELSE 1.5 END * wanted / density;
+        band := greatest(CASE WHEN walk THEN 2 ELSE 1.5 END * wanted / density, 1);
     END IF;
     upper_id := newest;
     LOOP
@@ -177,7 +179,8 @@ BEGIN
         ELSE
             density := least(
                 coalesce(estimate, hotpapers_estimate(query, titles)) / newest,
-                1.0 / (newest - lower_id)
+                1.0 / (newest - lower_id),
+                1.0
             );
         END IF;
         walk := (wanted - found) / density <= walk_budget;
