@@ -18,7 +18,6 @@ import datetime as dt
 import random
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -43,7 +42,7 @@ from bot.fakes.demo import dataset_papers, load_dataset
 from bot.fakes.discord import DiscordHarness
 from bot.fakes.jetstream import FakeJetstream
 from bot.sources.bluesky import micros, post_uri
-from tests.cli.test_real_day import child_env
+from tests.cli.test_real_day import spawn_bot
 
 # SQLite only: `hotpapers run` is SIGKILLed mid-stream on a SQLite file, which the test reads
 # with sqlite3 while the process writes it.
@@ -351,18 +350,7 @@ async def start_bot(world: World, tmp_path: Path, n: int) -> Run:
     """``python -m bot run``; returns once it has subscribed to the fake Jetstream."""
     subscribed = len(world.jetstream.connections)
     stderr_path = tmp_path / f"run{n}.stderr"
-    with stderr_path.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            env=child_env(world.env),
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    proc = await spawn_bot(env=world.env, cwd=tmp_path, stderr_path=stderr_path)
     run = Run(proc, stderr_path)
     try:
         await poll(

@@ -29,7 +29,6 @@ import random
 import re
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -51,7 +50,7 @@ from bot.services.guilds import GuildService
 from bot.settings import Secrets, Settings
 from bot.ui.embeds import read_marker
 from tests.bot.conftest import posted_ids
-from tests.cli.test_real_day import child_env
+from tests.cli.test_real_day import spawn_bot
 
 # SQLite only: the test kills real `hotpapers run` processes on a SQLite file and reads (and
 # locks) that file with sqlite3 meanwhile (processes sharing PostgreSQL are tested apart).
@@ -226,18 +225,7 @@ async def start_bot(world: World) -> BotRun:
     # A restart after a kill: the dead process's socket is closed before the new one connects.
     await world.h.fake.wait_until(lambda: world.h.fake.connected == 0, STOP_S, "sockets closed")
     stderr_path = world.tmp / f"run{len(world.runs)}.stderr"
-    with stderr_path.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            env=child_env(world.env),
-            cwd=world.tmp,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    proc = await spawn_bot(env=world.env, cwd=world.tmp, stderr_path=stderr_path)
     run = BotRun(proc, stderr_path, time.monotonic())
     world.runs.append(run)
     return run

@@ -30,7 +30,6 @@ import itertools
 import random
 import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -64,7 +63,7 @@ from bot.storage.engine import Database
 from bot.storage.streams import StreamRepository
 from bot.ui.embeds import read_marker
 from tests.bot.postgres import postgres_url, requires_postgres
-from tests.cli.test_real_day import child_env
+from tests.cli.test_real_day import spawn_bot
 
 __all__ = ["postgres_url"]  # the fixture, imported for the tests below
 
@@ -257,22 +256,15 @@ class World:
         """``python -m bot run --shard-count N --shard-ids …``; returns at once."""
         stderr_path = self.tmp / f"{name}.stderr"
         ids = ",".join(str(s) for s in shards)
-        with stderr_path.open("wb") as stderr:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                "--shard-count",
-                str(self.count),
-                "--shard-ids",
-                ids,
-                env=child_env(self.env),
-                cwd=self.tmp,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        proc = await spawn_bot(
+            "--shard-count",
+            str(self.count),
+            "--shard-ids",
+            ids,
+            env=self.env,
+            cwd=self.tmp,
+            stderr_path=stderr_path,
+        )
         run = Proc(name, shards, proc, stderr_path)
         self.procs.append(run)
         return run

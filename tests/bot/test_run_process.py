@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from bot.fakes.demo import load_dataset, load_dataset_into
 from bot.fakes.discord import DiscordHarness, InteractionCallback, InteractionResult
 from bot.fakes.x import FakeX
 from tests.bot.conftest import said
-from tests.cli.test_real_day import child_env, run_cli
+from tests.cli.test_real_day import run_cli, spawn_bot
 
 X_TOKEN = "run-process-bearer-token"  # the local fake X's credential
 ANSWER_S = 3.0  # Discord's deadline for the first response to an interaction
@@ -132,18 +131,7 @@ async def test_the_run_process_answers_commands_and_stops_on_sigterm(
 
         # -- run: a real process, connected through the fake gateway -------------------------
         stderr_path = tmp_path / "run.stderr"
-        with stderr_path.open("wb") as stderr:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                env=child_env(env),
-                cwd=tmp_path,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        proc = await spawn_bot(env=env, cwd=tmp_path, stderr_path=stderr_path)
         try:
             try:
                 await h.wait_connected(timeout=30.0, alive=lambda: proc.returncode is None)
@@ -214,19 +202,7 @@ async def bot_process(
     """``python -m bot run ARGS`` connected to the fake (its stderr in ``cwd/run.stderr``);
     killed on the way out if the test did not stop it."""
     stderr_path = cwd / "run.stderr"
-    with stderr_path.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            *args,
-            env=child_env(env),
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    proc = await spawn_bot(*args, env=env, cwd=cwd, stderr_path=stderr_path)
     try:
         try:
             await h.wait_connected(timeout=30.0, alive=lambda: proc.returncode is None)

@@ -94,6 +94,26 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+async def spawn_bot(
+    *args: str, env: Mapping[str, str], cwd: Path, stderr_path: Path
+) -> asyncio.subprocess.Process:
+    """``python -m bot run ARGS`` in a child process (stderr to ``stderr_path``); returns at
+    once, the process running."""
+    with stderr_path.open("wb") as stderr:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            *args,
+            env=child_env(env),
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
 async def run_cli(
     *args: str, env: Mapping[str, str], cwd: Path, program: tuple[str, ...] | None = None
 ) -> Run:
