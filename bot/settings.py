@@ -152,6 +152,26 @@ class SchedulerSettings(Section):
     leader_poll_seconds: float = Field(10.0, gt=0, le=30)
 
 
+class StorageSettings(Section):
+    # Where the SQLite database and the bot's state live when database.url names a relative
+    # file. None: the platform's user data directory (platformdirs), e.g.
+    # ~/.local/share/hotpapers on Linux. Implemented by the data-directory work (issue 10).
+    data_dir: Path | None = None
+    # Metric snapshots older than this are thinned by the scheduler to one a day per post
+    # (the day's last reading, which charts draw).
+    keep_snapshots_days: int = Field(90, ge=1)
+
+
+class WebSettings(Section):
+    # The web server (health, metrics, public archive): in the `run` process when enabled,
+    # or alone with `hotpapers web`.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    # The public address of the site, for absolute links in feeds (None: from the request).
+    public_url: HttpUrl | None = None
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -211,6 +231,8 @@ class Settings(BaseSettings):
     discord: DiscordSettings = DiscordSettings()
     digest: DigestSettings = DigestSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    storage: StorageSettings = StorageSettings()
+    web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     config_path: Path | None = Field(default=None, exclude=True)

@@ -126,6 +126,8 @@ ENV_OVERRIDES = [
         "15",
         ("scheduler", "ingest_interval_minutes"),
     ),
+    ("HOTPAPERS_STORAGE__KEEP_SNAPSHOTS_DAYS", "30", ("storage", "keep_snapshots_days")),
+    ("HOTPAPERS_WEB__PORT", "9090", ("web", "port")),
     ("HOTPAPERS_LOGGING__LEVEL", "WARNING", ("logging", "level")),
 ]
 

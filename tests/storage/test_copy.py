@@ -427,3 +427,41 @@ async def test_postgresql_to_another_postgresql_database(
             assert [p.arxiv_id for p in await PaperRepository(db).search("after")] == ["2601.00001"]
     finally:
         server.drop(second)
+
+
+async def _index_definitions(url: str) -> set[str]:
+    async with Database.connect(url) as db, db.read() as conn:
+        found = await conn.exec_driver_sql(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+        return {definition for (definition,) in found}
+
+
+@pytest.mark.postgresql_only
+async def test_postgresql_indexes_dropped_for_the_load_are_all_built_again(
+    source: str, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Database.connect(target) as db:
+        await db.upgrade()
+    migrated = await _index_definitions(target)
+    assert any("USING gin" in d for d in migrated)  # the search indexes are among them
+    load = copy_module._Loader.load
+
+    async def failing(self: Any, rows: Any) -> None:
+        if self._table.name == "mention_metrics":
+            raise ValueError("the disk is on fire")
+        await load(self, rows)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(copy_module._Loader, "load", failing)
+        with pytest.raises(StorageError, match="on fire"):
+            await copy(source, target)
+    assert await _index_definitions(target) == migrated  # rolled back with the copy
+
+    messages: list[str] = []
+    report = await copy(source, target, progress=messages.append)
+    assert report.ok
+    assert await _index_definitions(target) == migrated
+    assert any(re.fullmatch(r"building \d+ indexes", m) for m in messages), messages
+    async with Database.connect(target) as db:
+        assert all([await PaperRepository(db).search(query) for query in QUERIES])
