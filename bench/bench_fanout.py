@@ -3,7 +3,7 @@
 Run by hand: ``python bench/bench_fanout.py --guilds 1000 --style thread --window fixed
 [--papers 10]``. The real bot (``HotPapersBot`` and its jobs on the real discord.py client,
 with the demo world's data ingested) posts every guild's digest to the fake Discord
-(``bot/fakes/discord``), which enforces Discord's rate limits (``RateLimits``): 50 requests/s
+(``tests/fakes/discord``), which enforces Discord's rate limits (``RateLimits``): 50 requests/s
 global, in a fixed or a sliding 1-second window, and 5 messages per 5 s per channel (a thread
 is a channel). The fake runs in a child process (``--serve-fake``, started by this script), so
 the peak RSS measured here is the bot's, not the fake's: this process holds the bot, its
@@ -60,11 +60,15 @@ from aiohttp import web
 from bot.client import HotPapersBot
 from bot.core.models import Window
 from bot.fakes.demo import demo_world
-from bot.fakes.discord import FakeDiscord
-from bot.fakes.discord.ratelimits import RateLimits
-from bot.fakes.discord.state import FakeChannel, FakeGuild, FakeMember
 from bot.runtime import open_runtime
 from bot.settings import Settings
+
+# The fake Discord is test code (tests/fakes/discord), not part of the installed package; it is
+# imported from this checkout, which `python bench/bench_fanout.py` does not put on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.ratelimits import RateLimits
+from tests.fakes.discord.state import FakeChannel, FakeGuild, FakeMember
 
 GLOBAL_PER_SECOND = 50
 CHANNEL_MESSAGES = 5
@@ -811,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # One warning per 429 (thousands): the bench counts them instead.
         logging.getLogger("discord.http").setLevel(logging.ERROR)
-        logging.getLogger("bot.fakes.discord.server").setLevel(logging.ERROR)
+        logging.getLogger("tests.fakes.discord.server").setLevel(logging.ERROR)
         logging.getLogger("discord.gateway").addFilter(_heartbeat_race)
     if args.serve_fake:
         asyncio.run(serve_fake(args))

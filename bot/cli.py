@@ -1,4 +1,4 @@
-"""The ``hotpapers`` command line: fetch, digest, paper, db, demo, run, sync, invite."""
+"""The ``hotpapers`` command line: fetch, digest, paper, db, demo, run, sync, invite, web."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
+import random
 import signal
 import sys
 import textwrap
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ from bot.core.errors import (
 )
 from bot.core.models import HotSort, Paper, RankedPaper, RankingMode, Window
 from bot.core.taxonomy import validate_category
-from bot.settings import Settings, load_settings
+from bot.settings import HttpSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     import discord
@@ -52,7 +54,18 @@ def _in_era(moment: dt.datetime, text: str) -> dt.datetime:
     return moment
 
 
-def parse_day(text: str) -> dt.date:
+# The last time zone to start a day (Kiribati's Line Islands): a date after today there has
+# not begun anywhere, so nobody can have posted about it yet.
+LAST_ZONE = dt.timezone(dt.timedelta(hours=14))
+
+
+def latest_day(now: dt.datetime | None = None) -> dt.date:
+    """Today in UTC+14: the latest date that has begun somewhere on Earth."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(LAST_ZONE).date()
+
+
+def parse_day(text: str, *, now: dt.datetime | None = None) -> dt.date:
+    """A YYYY-MM-DD day of arXiv's era that has begun somewhere (``now``: the clock)."""
     try:
         day = dt.date.fromisoformat(text.strip())
     except ValueError:
@@ -60,6 +73,12 @@ def parse_day(text: str) -> dt.date:
             f"`{text}` is not a date; expected YYYY-MM-DD, e.g. 2020-12-22"
         ) from None
     _in_era(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC), text)
+    latest = latest_day(now)
+    if day > latest:
+        raise InvalidDateError(
+            f"`{text}` is in the future: no day after {latest.isoformat()} has begun anywhere "
+            "yet (UTC+14), so nothing has been posted about it"
+        )
     return day
 
 
@@ -73,6 +92,25 @@ def parse_moment(text: str) -> dt.datetime:
             f"`{text}` is not an ISO date or time; expected e.g. 2020-12-22 or 2020-12-22T06:00Z"
         ) from None
     return _in_era(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC), text)
+
+
+# The longest window `fetch` takes without --max-days: a month covers any catch-up after an
+# outage. Hugging Face is asked once per day of the window (and Hacker News splits busy
+# windows), so arXiv's whole era would be some 13,000 requests and hours of rate limits.
+FETCH_MAX_DAYS = 31
+
+
+def check_window_length(since: dt.datetime, until: dt.datetime, max_days: int) -> None:
+    """Refuse a window longer than ``max_days`` (``fetch --max-days``), saying what it costs."""
+    days = math.ceil((until - since) / dt.timedelta(days=1))
+    if days > max_days:
+        start, end = since.astimezone(dt.UTC), until.astimezone(dt.UTC)
+        raise InvalidDateError(
+            f"the window {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC is {days:,} days, "
+            f"longer than {max_days} (--max-days): some sources are asked once per day "
+            f"(Hugging Face, when enabled: {days:,} requests here). Fetch a shorter window, or "
+            f"pass --max-days {days} to fetch it all"
+        )
 
 
 def parse_categories(text: str | None) -> tuple[str, ...]:
@@ -100,6 +138,22 @@ def _shard_ids(text: str) -> list[int]:
     return [int(part) for part in parts]
 
 
+# Discord ids (snowflakes) are 64-bit, and a timestamp in their top bits keeps them below 2**63.
+SNOWFLAKE_LIMIT = 2**63
+
+
+def _snowflake(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a Discord id (a whole number)") from None
+    if not 0 < value < SNOWFLAKE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"`{text}` is not a Discord id: ids are whole numbers from 1 to 2^63 - 1"
+        )
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -111,7 +165,15 @@ def _non_negative_float(text: str) -> float:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2."""
+    """argparse, but a usage error is one line and exit code 2, and ``-v`` goes anywhere."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # On every parser, so that `hotpapers fetch -v` works as `hotpapers -v fetch` does.
+        # SUPPRESS: a subcommand without -v leaves one given before it in place.
+        self.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        )
 
     def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -124,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hotpapers {__version__}")
     parser.add_argument("--config", metavar="PATH", help="TOML settings file")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -135,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--categories",
         help="also read today's arXiv announcements of these categories "
         "(default: arxiv.categories), e.g. cs.LG,cs.CV",
+    )
+    fetch.add_argument(
+        "--max-days",
+        type=_positive_int,
+        default=FETCH_MAX_DAYS,
+        metavar="N",
+        help=f"refuse a window longer than N days (default: {FETCH_MAX_DAYS}); some sources "
+        "are asked once per day of the window",
     )
 
     digest = sub.add_parser("digest", help="print the Hot Papers post of a UTC day")
@@ -193,6 +262,38 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete the target's data first (kept if the copy fails)",
     )
+    db_backup = db_sub.add_parser(
+        "backup",
+        help="write a checked copy of the SQLite database, even while the bot runs",
+        description="Copy the SQLite database with SQLite's online backup API (consistent while "
+        "the bot writes), check the copy, and rename it into place. On PostgreSQL, print the "
+        "pg_dump command to use instead.",
+    )
+    db_backup.add_argument(
+        "path", metavar="PATH", help="the file to write, or a folder for a timestamped file"
+    )
+    db_backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    db_backup.add_argument(
+        "--quick", action="store_true", help="check the copy with quick_check, not integrity_check"
+    )
+    db_restore = db_sub.add_parser(
+        "restore",
+        help="replace the SQLite database by a backup (the bot stopped), migrating it if older",
+        description="Restore a backup made by `db backup` in the database's place, atomically, "
+        "keeping the database it replaces as <name>.before-restore-<time>. Refused while the "
+        "bot runs. On PostgreSQL, print the pg_restore command to use instead.",
+    )
+    db_restore.add_argument("path", metavar="PATH", help="the backup file")
+    db_restore.add_argument(
+        "--no-keep", action="store_true", help="do not keep the database being replaced"
+    )
+    db_restore.add_argument(
+        "--quick", action="store_true", help="check the copy with quick_check, not integrity_check"
+    )
+    db_stats = db_sub.add_parser(
+        "stats", help="rows and size per table, and how fast the database grows per day"
+    )
+    db_stats.add_argument("--json", action="store_true", help="machine-readable output")
 
     demo = sub.add_parser("demo", help="the real pipeline, offline, on the reference day's data")
     demo.add_argument("--format", choices=("markdown", "json"), default="markdown")
@@ -212,8 +313,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: discord.shard_ids; unset: all)",
     )
     sync = sub.add_parser("sync", help="publish the slash commands to Discord")
-    sync.add_argument("--guild", type=int, help="sync to one guild only (instant)")
+    sync.add_argument(
+        "--guild", type=_snowflake, metavar="ID", help="sync to one guild only (instant)"
+    )
     sub.add_parser("invite", help="print the URL that adds the bot to a server")
+    sub.add_parser(
+        "web",
+        help="serve the health checks, metrics and public archive alone (no Discord token)",
+        description="The web server on web.host:web.port without the bot: /healthz, /readyz "
+        "(the database and ingestion), /metrics and the public archive, from the database. "
+        "`hotpapers run` serves the same itself when web.enabled is set.",
+    )
     return parser
 
 
@@ -274,6 +384,7 @@ async def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
         raise InvalidDateError(
             f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
         )
+    check_window_length(since, until, args.max_days)
     categories = parse_categories(args.categories) or tuple(settings.arxiv.categories)
     async with open_runtime(settings) as rt:
         report = await rt.ingest.run(
@@ -291,10 +402,19 @@ async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
 
     day = parse_day(args.date)
     categories = parse_categories(args.categories)
+    reported: set[str] = set()  # the sources whose failure the fetch summary showed
     async with open_runtime(settings) as rt:
         if args.fetch:
             report = await rt.ingest.run(Window.for_day(day), progress=_say, replay=True)
             print_report(report)
+            failed = [s.source for s in report.sources if not s.ok]
+            if report.sources and len(failed) == len(report.sources):
+                # Nothing was collected: an empty post now would be published by a cron job.
+                raise HotPapersError(
+                    f"every enabled source failed ({', '.join(failed)}: see above), so no post "
+                    f"for {day.isoformat()} is printed; try again later"
+                )
+            reported.update(failed)
         digest = await rt.digests.for_day(
             day,
             categories=categories,
@@ -304,8 +424,12 @@ async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
             sort=HotSort(args.sort),
             heat=args.format == "json",
         )
+    if reported:
+        # The summary above gave each failure's reason: name the sources, once.
+        _say(f"warning: {', '.join(sorted(reported))} failed; the ranking may be incomplete")
     for name, error in digest.failed_sources.items():
-        _say(f"warning: the last {name} fetch failed ({error}); the ranking may be incomplete")
+        if name not in reported:
+            _say(f"warning: the last {name} fetch failed ({error}); the ranking may be incomplete")
     if not digest.papers:
         if digest.ranking is RankingMode.FIELD:
             min_posters, top_percent = (
@@ -459,9 +583,47 @@ def format_copy(report: CopyReport) -> str:
     return "\n".join(lines)
 
 
+async def cmd_db_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.storage.backup import backup_sqlite
+
+    report = await asyncio.to_thread(
+        backup_sqlite,
+        settings.database.url,
+        args.path,
+        force=args.force,
+        quick=args.quick,
+        progress=_say,
+    )
+    print(report.describe())
+    return EXIT_OK
+
+
+async def cmd_db_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.storage.backup import restore_sqlite
+
+    report = await restore_sqlite(
+        settings.database.url, args.path, keep=not args.no_keep, quick=args.quick, progress=_say
+    )
+    print(report.describe())
+    return EXIT_OK
+
+
+async def cmd_db_stats(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from bot.storage.stats import database_stats
+
+    stats = await database_stats(settings.database.url)
+    print(json.dumps(stats.as_json(), indent=2) if args.json else stats.describe())
+    return EXIT_OK
+
+
 DB_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "upgrade": cmd_db_upgrade,
     "copy": cmd_db_copy,
+    "backup": cmd_db_backup,
+    "restore": cmd_db_restore,
+    "stats": cmd_db_stats,
 }
 
 
@@ -526,6 +688,133 @@ def _token(settings: Settings) -> str:
     return token.get_secret_value()
 
 
+# Discord out of reach: `run` tries again after a doubling, jittered wait, never sooner than
+# this (the loop has no end, so it must never spin) and never later than http.backoff_max_seconds.
+RECONNECT_FLOOR_SECONDS = 1.0
+
+
+def reconnect_delay(
+    failures: int, http: HttpSettings, rand: Callable[[], float] = random.random
+) -> float:
+    """Seconds to wait after ``failures`` failed attempts to reach Discord: doubling from
+    ``http.backoff_initial_seconds`` (at least 1 s) up to ``http.backoff_max_seconds``, jittered
+    to 50-100 % so that bots restarting together (a network back after an outage) spread out."""
+    cap = max(http.backoff_max_seconds, RECONNECT_FLOOR_SECONDS)
+    first = max(http.backoff_initial_seconds, RECONNECT_FLOOR_SECONDS)
+    # The exponent is bounded: a bot retrying for days would overflow a float otherwise.
+    base = first * 2 ** min(failures - 1, 32)
+    return min(cap, base) * (0.5 + rand() / 2)
+
+
+def unreachable_cause(
+    exc: BaseException, bot: discord.Client | None = None
+) -> BaseException | None:
+    """The network failure behind ``exc`` when it means Discord could not be reached (no
+    network yet, a name that does not resolve, a refused connection, a timeout, Discord's own
+    5xx): worth trying again later. None for anything else (a rejected token, a bug)."""
+    import aiohttp
+    import discord
+
+    if isinstance(exc, AttributeError) and bot is not None and bot.ws is None:
+        # discord.py 2.x: when the first gateway connection fails, its reconnect path reads the
+        # sequence of a websocket it never had; the connection error is this one's context.
+        context = exc.__context__
+        return unreachable_cause(context) if context is not None else None
+    network = (aiohttp.ClientConnectionError, OSError, TimeoutError)
+    unavailable = (discord.GatewayNotFound, discord.DiscordServerError)
+    return exc if isinstance(exc, network + unavailable) else None
+
+
+def unreachable_text(exc: BaseException) -> str:
+    """Why Discord could not be reached, in one line that names the host where it can."""
+    import aiohttp
+    import discord
+
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot reach Discord at {exc.host}:{exc.port}: the name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error
+        why = os.strerror(cause.errno).lower() if cause.errno else str(cause) or "failed"
+        return f"cannot reach Discord at {exc.host}:{exc.port}: {why}"
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord is unavailable: it answered HTTP {exc.status}"
+    if isinstance(exc, TimeoutError):
+        return "cannot reach Discord: no answer in time"
+    if isinstance(exc, discord.GatewayNotFound):
+        return "Discord is unavailable: it has no gateway to give"
+    return f"cannot reach Discord: {exc or type(exc).__name__}"
+
+
+def not_reached(exc: BaseException, settings: Settings) -> HotPapersError:
+    """The one-line error of `sync` and `invite` when Discord could not be reached."""
+    return HotPapersError(
+        f"{unreachable_text(exc)} (check the network, and discord.api_base: "
+        f"{settings.discord.api_base})"
+    )
+
+
+async def _start_bot(
+    bot: discord.Client, token: str, settings: Settings, stopping: asyncio.Event
+) -> None:
+    """``bot.start(token)`` that outlasts a Discord it cannot reach yet.
+
+    At boot the network may come up after the service (names that do not resolve, refused
+    connections), and Discord has outages: while the login or the first gateway connection
+    fails so, one line is logged and the attempt repeated after :func:`reconnect_delay`, until
+    it succeeds or ``stopping`` is set. Once connected, discord.py reconnects by itself. Any
+    other failure, a rejected token (401) first, is raised at once.
+    """
+    import discord
+
+    async def forget_session() -> None:
+        # A failed login keeps the HTTP session it opened, and closing that session closes the
+        # client's connector as well: close both, and the next login opens new ones.
+        await bot.http.close()
+        bot.http.connector = discord.utils.MISSING
+
+    if await _keep_trying(lambda: bot.login(token), bot, settings, stopping, forget_session):
+        await _keep_trying(bot.connect, bot, settings, stopping)
+
+
+async def _keep_trying(
+    step: Callable[[], Awaitable[None]],
+    bot: discord.Client,
+    settings: Settings,
+    stopping: asyncio.Event,
+    after_failure: Callable[[], Awaitable[None]] | None = None,
+) -> bool:
+    """Await ``step()`` until it does not fail for want of Discord; False if stopped first."""
+    failures = 0
+    while not stopping.is_set():
+        try:
+            await step()
+        except Exception as exc:
+            if stopping.is_set():
+                return False  # the stop closed the bot under this attempt
+            # Only until the bot first connects: then discord.py reconnects by itself, and a
+            # failure that escapes it is not the network's.
+            cause = None if bot.is_ready() else unreachable_cause(exc, bot)
+            if cause is None:
+                raise
+            failures += 1
+            delay = reconnect_delay(failures, settings.http)
+            log.warning(
+                "%s (attempt %d); trying again in %.1f s",
+                unreachable_text(cause),
+                failures,
+                delay,
+            )
+            if after_failure is not None:
+                await after_failure()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+        else:
+            if failures:
+                log.info("reached Discord after %d failed attempts", failures)
+            return True
+    return False
+
+
 def _warm_up_charts() -> None:
     try:
         from bot.render.chart import warm_up
@@ -533,6 +822,25 @@ def _warm_up_charts() -> None:
         warm_up()
     except Exception:  # a chart is a bonus: /paper answers without it
         log.warning("charts could not be prepared", exc_info=True)
+
+
+# Commands that keep no state never create the data directory: `demo` works in a scratch one,
+# `invite` only asks Discord.
+STATELESS_COMMANDS = frozenset({"demo", "invite"})
+
+
+def in_data_dir(settings: Settings) -> Settings:
+    """``settings`` with ``storage.data_dir`` absolute and created, and a relative SQLite
+    ``database.url`` placed inside it (``bot.storage.location``; README: The data directory)."""
+    from bot.storage.location import prepare
+
+    where = prepare(settings.database.url, settings.storage.data_dir)
+    return settings.model_copy(
+        update={
+            "storage": settings.storage.model_copy(update={"data_dir": where.data_dir}),
+            "database": settings.database.model_copy(update={"url": where.database_url}),
+        }
+    )
 
 
 def with_shards(settings: Settings, count: int | None, ids: list[int] | None) -> Settings:
@@ -583,10 +891,15 @@ async def _run_bot(settings: Settings, token: str) -> int:
 
     from bot.client import make_bot
     from bot.runtime import open_runtime
+    from bot.storage.location import data_dir, keep_chart_cache_in
+    from bot.web.app import build_server
 
     with discord_endpoints(settings):
         async with open_runtime(settings) as rt:
             bot = make_bot(rt)
+            # Health, metrics and the archive (web.enabled), listening before the bot logs in:
+            # a port in use stops the start in one line.
+            web = build_server(rt, bot) if settings.web.enabled else None
             loop = asyncio.get_running_loop()
             stopping = asyncio.Event()
             # Kept until it ends: a task nobody references may be collected mid-close.
@@ -606,13 +919,17 @@ async def _run_bot(settings: Settings, token: str) -> int:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop)
             # matplotlib's import and fonts (about half a second), in a thread while the bot
-            # connects: the first /paper chart is then as quick as the next.
+            # connects: the first /paper chart is then as quick as the next. Its font cache
+            # goes in the data directory (a service's user may have no writable home).
+            keep_chart_cache_in(data_dir(settings.storage.data_dir))
             warming = loop.create_task(asyncio.to_thread(_warm_up_charts))
             closing.add(warming)
             warming.add_done_callback(closing.discard)
             try:
+                if web is not None:
+                    await web.start()
                 async with bot:
-                    await bot.start(token)
+                    await _start_bot(bot, token, settings, stopping)
             except discord.LoginFailure:
                 raise ConfigError(
                     "Discord rejected DISCORD_TOKEN (401): check the bot token"
@@ -623,6 +940,8 @@ async def _run_bot(settings: Settings, token: str) -> int:
                 ) from None
             finally:
                 await bot.close()  # idempotent: stops the scheduler, drains the jobs
+                if web is not None:
+                    await web.stop()  # after the drain: /readyz answers until the end
                 if closing:
                     await asyncio.wait(closing)
     return EXIT_OK
@@ -641,7 +960,7 @@ async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 async with bot:
                     await bot.login(token)
-                    if args.guild:
+                    if args.guild is not None:
                         guild = discord.Object(id=args.guild)
                         bot.tree.copy_global_to(guild=guild)
                         synced = await bot.tree.sync(guild=guild)
@@ -663,6 +982,11 @@ async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
                     "Discord refused the global sync (403): check that the token belongs to "
                     "this application's bot"
                 ) from None
+            except Exception as exc:
+                cause = unreachable_cause(exc)
+                if cause is None:
+                    raise
+                raise not_reached(cause, settings) from None
     names = ", ".join(sorted(f"/{c.name}" for c in synced))
     print(f"synced {len(synced)} commands to {where}: {names}")
     return EXIT_OK
@@ -679,7 +1003,11 @@ async def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
                 "to build the invite URL"
             )
         with discord_endpoints(settings):
-            client = discord.Client(intents=discord.Intents.none())
+            # Two REST calls and no gateway: no warning about voice libraries (the bot does no
+            # voice), nor about intents (with Guilds on, discord.py has none to give).
+            discord.VoiceClient.warn_nacl = False
+            discord.VoiceClient.warn_dave = False
+            client = discord.Client(intents=discord.Intents(guilds=True))
             try:
                 async with client:
                     await client.login(_token(settings))
@@ -689,7 +1017,29 @@ async def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
                 raise ConfigError(
                     "Discord rejected DISCORD_TOKEN (401): check the bot token"
                 ) from None
+            except Exception as exc:
+                cause = unreachable_cause(exc)
+                if cause is None:
+                    raise
+                raise not_reached(cause, settings) from None
     print(invite_url(app_id))
+    return EXIT_OK
+
+
+async def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    """The web server alone, from the database, until SIGINT or SIGTERM."""
+    from bot.runtime import open_runtime
+    from bot.web.app import build_server
+
+    async with open_runtime(settings) as rt:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stopping.set)
+        async with build_server(rt):
+            await stopping.wait()
+            log.info("shutting down")
     return EXIT_OK
 
 
@@ -702,10 +1052,22 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "run": cmd_run,
     "sync": cmd_sync,
     "invite": cmd_invite,
+    "web": cmd_web,
 }
+# Long-running services: they log at INFO, and a crash's traceback goes to their log.
+SERVICE_COMMANDS = frozenset({"run", "web"})
 
 
-def configure_logging(level: str) -> None:
+# The database drivers' and SQLAlchemy's loggers. At DEBUG, aiosqlite logs every call with its
+# arguments (97 % of the lines of `-v` once): they stay at WARNING unless database.echo asks
+# for the SQL statements (their parameters hidden: storage/engine.py).
+DATABASE_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy")
+# Commands that print an ingest report, where each source's failure is its FAILED row: the
+# ingest service's warning about the same failure would say it again (shown with -v).
+REPORTING_COMMANDS = frozenset({"fetch", "digest"})
+
+
+def configure_logging(level: str, *, echo_sql: bool = False) -> None:
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -713,6 +1075,31 @@ def configure_logging(level: str) -> None:
     )
     # Alembic narrates every migration step at INFO; our own line says which revision we reached.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for name in DATABASE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if echo_sql:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    for name in ("discord.client", "discord.shard"):  # unsharded, and each shard
+        gateway = logging.getLogger(name)
+        if not any(isinstance(f, ReconnectInOneLine) for f in gateway.filters):
+            gateway.addFilter(ReconnectInOneLine())
+
+
+class ReconnectInOneLine(logging.Filter):
+    """discord.py logs each gateway reconnect at ERROR with the whole traceback of its cause.
+    When the cause is the network (a refused or reset connection, a name that does not resolve),
+    one WARNING line says as much: the bot is trying again, as it should."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cause = record.exc_info[1] if record.exc_info else None
+        if cause is not None and str(record.msg).startswith("Attempting a reconnect"):
+            network = unreachable_cause(cause)
+            if network is not None:
+                record.msg = f"{record.msg}: %s"
+                record.args = (*(record.args or ()), unreachable_text(network))
+                record.exc_info = record.exc_text = None
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def log_level(settings: Settings, command: str) -> str:
@@ -721,7 +1108,7 @@ def log_level(settings: Settings, command: str) -> str:
     A one-shot command reports its own progress on stderr; INFO lines from the layers below
     would repeat it, and bury the one line an error is.
     """
-    if command == "run" or "level" in settings.logging.model_fields_set:
+    if command in SERVICE_COMMANDS or "level" in settings.logging.model_fields_set:
         return settings.logging.level
     return "WARNING"
 
@@ -734,7 +1121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         settings = load_settings(args.config)
-        configure_logging("DEBUG" if args.verbose else log_level(settings, args.command))
+        verbose = getattr(args, "verbose", False)
+        configure_logging(
+            "DEBUG" if verbose else log_level(settings, args.command),
+            echo_sql=settings.database.echo,
+        )
+        if args.command in REPORTING_COMMANDS and not verbose:
+            from bot.services import ingest
+
+            logging.getLogger(ingest.__name__).setLevel(logging.ERROR)
+        if args.command not in STATELESS_COMMANDS:
+            settings = in_data_dir(settings)
         return asyncio.run(COMMANDS[args.command](settings, args))
     except (UserFacingError, ConfigError) as exc:
         print(f"hotpapers: error: {exc.message}", file=sys.stderr)
@@ -749,7 +1146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The traceback goes to the log at ERROR for `run` (a service: its log is what an
         # operator reads after a crash) and with -v. A one-shot command logs at WARNING to the
         # same stderr as its one line, so without -v it gets no traceback: the line says how.
-        if args.command == "run" or args.verbose:
+        if args.command in SERVICE_COMMANDS or getattr(args, "verbose", False):
             log.exception("hotpapers %s crashed", args.command)
             hint = "the traceback is in the log above"
         else:

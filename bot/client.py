@@ -16,9 +16,12 @@ from bot.core.errors import SourceError, UserFacingError
 from bot.core.shards import Shards
 from bot.jobs import Jobs
 from bot.runtime import Runtime
+from bot.services.health import LeaderState
+from bot.services.metrics import ShardState
 from bot.sources.registry import source_name
 from bot.ui.messages import GENERIC_ERROR, error_embed
 from bot.ui.publisher import DiscordPublisher
+from bot.ui.telemetry import DiscordTelemetry
 from bot.ui.text import clip, safe
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,12 @@ def is_expected(error: app_commands.AppCommandError) -> bool:
 class HotPapersTree(app_commands.CommandTree["HotPapersBot"]):
     """The command tree with the one global error handler: every error becomes an ephemeral
     message; unexpected ones are logged with command, guild and user ids, never shown."""
+
+    async def interaction_check(self, interaction: discord.Interaction[HotPapersBot]) -> bool:
+        # The first thing the tree runs for a command or an autocomplete: its latency starts.
+        if self.client.telemetry is not None:
+            self.client.telemetry.received(interaction)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction[HotPapersBot], error: app_commands.AppCommandError
@@ -139,10 +148,19 @@ class HotPapersBot(commands.Bot):
     """The bot: built on the runtime by the CLI, no module-level state. The cogs reach the
     use cases through :attr:`rt` (its services) and the scheduler through :attr:`jobs`."""
 
-    def __init__(self, rt: Runtime, *, schedule: bool = True, **sharding: Any) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        schedule: bool = True,
+        telemetry: DiscordTelemetry | None = None,
+        **sharding: Any,
+    ) -> None:
         # hotpapers never joins a voice channel: no warning about voice libraries at each start.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        if telemetry is not None:
+            sharding["http_trace"] = telemetry.trace
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -157,6 +175,12 @@ class HotPapersBot(commands.Bot):
         self.rt = rt
         self._schedule = schedule
         self._jobs: Jobs | None = None
+        # Metrics of the Discord traffic (429s, messages, interaction latency), and what
+        # /metrics reads of the gateway and the leadership when scraped.
+        self.telemetry = telemetry
+        if telemetry is not None:
+            telemetry.metrics.watch_gateway(self.gateway_shards)
+            telemetry.metrics.watch_leader(self._leading)
 
     @property
     def jobs(self) -> Jobs:
@@ -164,6 +188,37 @@ class HotPapersBot(commands.Bot):
         if self._jobs is None:
             raise RuntimeError("the bot's jobs are built in setup_hook: start the bot first")
         return self._jobs
+
+    def gateway_shards(self) -> list[ShardState]:
+        """This process's gateway connections now (``/readyz``, ``/metrics``): one unsharded,
+        else each of its shards, the ones not launched yet as not connected."""
+        if not isinstance(self, commands.AutoShardedBot):
+            ws = self.ws
+            connected = ws is not None and ws.open and self.is_ready() and not self.is_closed()
+            return [ShardState(None, connected, ws.latency if ws is not None else None)]
+        settings = self.rt.settings.discord
+        count = settings.shard_count or self.shard_count or 1
+        wanted = settings.shard_ids if settings.shard_ids is not None else range(count)
+        launched = self.shards
+        states = []
+        for shard_id in wanted:
+            info = launched.get(shard_id)
+            if info is None:
+                states.append(ShardState(shard_id, False))
+            else:
+                connected = not info.is_closed() and not self.is_closed()
+                states.append(ShardState(shard_id, connected, info.latency))
+        return states
+
+    def leader_state(self) -> LeaderState | None:
+        """Whether this process leads ingestion and the streams (None before the jobs exist)."""
+        if self._jobs is None:
+            return None
+        leadership = self._jobs.leadership
+        return LeaderState(elected=leadership.elected, leading=leadership.is_leader)
+
+    def _leading(self) -> bool | None:
+        return None if self._jobs is None else self._jobs.is_leader
 
     async def setup_hook(self) -> None:
         settings = self.rt.settings.discord
@@ -224,25 +279,34 @@ class ShardedHotPapersBot(commands.AutoShardedBot, HotPapersBot):
         rt: Runtime,
         *,
         schedule: bool = True,
+        telemetry: DiscordTelemetry | None = None,
         shard_count: int,
         shard_ids: list[int] | None = None,
     ) -> None:
         # AutoShardedBot adds no behaviour of its own at construction: HotPapersBot's set-up,
         # whose super() reaches AutoShardedClient, which takes the shard arguments.
         HotPapersBot.__init__(
-            self, rt, schedule=schedule, shard_count=shard_count, shard_ids=shard_ids
+            self,
+            rt,
+            schedule=schedule,
+            telemetry=telemetry,
+            shard_count=shard_count,
+            shard_ids=shard_ids,
         )
 
 
 def make_bot(rt: Runtime, *, schedule: bool = True) -> HotPapersBot:
     """The bot ``hotpapers run`` starts: sharded when ``discord.shard_count`` is set, else one
-    unsharded connection (every guild, as Discord allows up to 2,500 of them)."""
+    unsharded connection (every guild, as Discord allows up to 2,500 of them). Its Discord
+    traffic is recorded in the runtime's metrics."""
     settings = rt.settings.discord
+    telemetry = DiscordTelemetry(rt.metrics)
     if settings.shard_count is None:
-        return HotPapersBot(rt, schedule=schedule)
+        return HotPapersBot(rt, schedule=schedule, telemetry=telemetry)
     return ShardedHotPapersBot(
         rt,
         schedule=schedule,
+        telemetry=telemetry,
         shard_count=settings.shard_count,
         shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
     )

@@ -1,12 +1,12 @@
-"""Background work on a running bot: ingestion, the streams, the daily posts, the sweep, and
-draining them at shutdown.
+"""Background work on a running bot: ingestion, the streams, the daily posts, the sweep, the
+retention of old metric snapshots, and draining them at shutdown.
 
 Built by ``HotPapersBot.setup_hook`` with the publisher that posts to Discord, so that no job
 waits for a client attached later, and nothing here imports discord.
 
 Several processes may share one PostgreSQL database (each with its shards): every one schedules
-and posts its own shards' digests, but only the leader (``services/leader.py``) runs ingestion
-and the streams. On SQLite the one process always leads.
+and posts its own shards' digests, but only the leader (``services/leader.py``) runs ingestion,
+the streams and the retention. On SQLite the one process always leads.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class Jobs:
             ingest=self.scheduled_ingest,
             deliver=self.deliver_guild,
             sweep=self.sweep,
+            retention=self.retention,
         )
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._start_jobs())
@@ -311,6 +312,44 @@ class Jobs:
                 await self.reschedule(guild_id)  # a 404 pauses the guild: drop its job
         except Exception:
             log.exception("digest job of guild %s crashed", guild_id)
+
+    async def retention(self) -> None:
+        """The daily retention job, the leader's only (one process thins, whichever leads):
+        metric snapshots older than ``storage.keep_snapshots_days`` are thinned to each post's
+        last reading of each UTC day. Never raises. Tracked, so shutdown waits for its current
+        step, and it stops there (the next run goes on from what is left)."""
+        if not self.is_leader:
+            log.debug("follower: the leader applies the retention, not this process")
+            return
+        task = asyncio.get_running_loop().create_task(self._thin_snapshots(), name="retention")
+        self.track(task)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if self.scheduler is None or not self.scheduler.stopping or task.cancelled():
+                raise
+
+    async def _thin_snapshots(self) -> None:
+        days = self.rt.settings.storage.keep_snapshots_days
+        before = self.rt.clock() - dt.timedelta(days=days)
+        started = time.monotonic()
+        try:
+            removed = await self.rt.mentions.thin_snapshots(before, keep_going=self._may_thin)
+        except Exception:
+            log.exception("retention failed: the next run tries again")
+            return
+        log.info(
+            "retention: removed %d metric snapshots older than %d days in %.1f s (each post "
+            "keeps its last of each UTC day)%s",
+            removed,
+            days,
+            time.monotonic() - started,
+            "" if self._may_thin() else "; stopped early, the next run goes on",
+        )
+
+    def _may_thin(self) -> bool:
+        stopping = self.scheduler is not None and self.scheduler.stopping
+        return self.is_leader and not stopping
 
     async def sweep(self) -> None:
         """Post digests missed while the bot was down or that failed, within the grace period.

@@ -7,14 +7,16 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
+from bot import __version__
 from bot.services.delivery import DeliveryService
 from bot.services.digests import DigestService
 from bot.services.guilds import GuildService
 from bot.services.ingest import IngestService
+from bot.services.metrics import Metrics
 from bot.services.owner import this_process
 from bot.services.papers import PaperService
 from bot.services.stream import StreamConsumer, StreamingSource
@@ -66,6 +68,8 @@ class Runtime:
     # One consumer per streaming source (Bluesky's Jetstream): the bot runs them in the
     # background; `hotpapers fetch` replays a window through them.
     consumers: tuple[StreamConsumer, ...] = ()
+    # This process's Prometheus metrics (``/metrics``): the services above record into it.
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def build_sources(
@@ -122,6 +126,7 @@ async def open_runtime(
     migrate: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Open the database (migrating it), the HTTP session and every client and service."""
+    metrics = Metrics.for_process(__version__)
     db = await open_database(settings.database.url, migrate=migrate)
     try:
         async with make_session(settings.http) as session:
@@ -156,6 +161,7 @@ async def open_runtime(
                     clock=clock,
                     write_lock=write_lock,
                     on_stored=digests.invalidate,
+                    metrics=metrics,
                 )
                 for source in sources
                 if isinstance(source, StreamingSource) and source.stream is not None
@@ -172,6 +178,7 @@ async def open_runtime(
                 owner=str(this_process()),
                 source_names=[s.name for s in sources],
                 consumers=tuple(consumers.values()),
+                metrics=metrics,
             )
             yield Runtime(
                 settings=settings,
@@ -195,6 +202,7 @@ async def open_runtime(
                     on_stored=digests.invalidate,
                     consumers=consumers,
                     write_lock=write_lock,
+                    metrics=metrics,
                 ),
                 digests=digests,
                 paper_lookup=PaperService(papers=papers, arxiv=arxiv, clock=clock),
@@ -202,6 +210,7 @@ async def open_runtime(
                 guild_settings=GuildService(guilds, clock),
                 delivery=delivery,
                 consumers=tuple(consumers.values()),
+                metrics=metrics,
             )
     finally:
         await db.close()

@@ -1,4 +1,5 @@
-"""The only APScheduler import: the ingestion job and one daily digest job per guild."""
+"""The only APScheduler import: the ingestion job, one daily digest job per guild, and the
+daily retention of old metric snapshots."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 
 INGEST_JOB = "ingest"
 SWEEP_JOB = "sweep"
+RETENTION_JOB = "retention"
+# When the retention runs each day (UTC): a quiet hour, before European mornings and after
+# American evenings, when few servers' digests are due.
+RETENTION_AT = dt.time(3, 40)
 
 
 def digest_job_id(guild_id: int) -> str:
@@ -45,12 +50,14 @@ class Scheduler:
         ingest: Callable[[], Awaitable[object]],
         deliver: Callable[[int], Awaitable[object]],
         sweep: Callable[[], Awaitable[object]],
+        retention: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.settings = settings
         self.digest_settings = digest_settings
         self._ingest = ingest
         self._deliver = deliver
         self._sweep = sweep
+        self._retention = retention
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self._stopping = False
         self._defaults = {
@@ -67,7 +74,8 @@ class Scheduler:
         return bool(self._scheduler.running) and not self._stopping
 
     def start(self, guilds: Iterable[GuildConfig], *, ingest_first: bool = True) -> None:
-        """Add the ingestion job, the retry sweep and every active guild's digest, then run."""
+        """Add the ingestion job, the retry sweep, the daily retention (when given) and every
+        active guild's digest, then run."""
         interval = self.settings.ingest_interval_minutes
         first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5 if ingest_first else interval * 60)
         self._scheduler.add_job(
@@ -85,6 +93,14 @@ class Scheduler:
             name="post missed or failed digests within the grace period",
             **self._defaults,
         )
+        if self._retention is not None:
+            self._scheduler.add_job(
+                self._retention,
+                CronTrigger(hour=RETENTION_AT.hour, minute=RETENTION_AT.minute, timezone=dt.UTC),
+                id=RETENTION_JOB,
+                name="thin old metric snapshots to one a day per post",
+                **self._defaults,
+            )
         for config in guilds:
             self.schedule_guild(config)
         self._scheduler.start()

@@ -26,6 +26,7 @@ from pydantic import (
     create_model,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -37,7 +38,6 @@ from pydantic_settings import (
 from bot.config import HttpSettings as HttpSettings
 from bot.config import HttpUrl, Section, WsUrl, comma_list
 from bot.core.errors import ConfigError
-from bot.core.models import Metric
 from bot.core.shards import check_shards
 from bot.sources.arxiv import ArxivSettings as ArxivSettings
 from bot.sources.bluesky import BlueskySettings as BlueskySettings
@@ -50,7 +50,6 @@ ENV_PREFIX = "HOTPAPERS_"
 CONFIG_ENV = "HOTPAPERS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config.toml")
 # A key containing one of these is a credential, which never belongs in the file.
-METRICS = tuple(m.value for m in Metric)
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 
 
@@ -91,16 +90,26 @@ class RankingSettings(Section):
         cls, value: dict[str, dict[str, float]]
     ) -> dict[str, dict[str, float]]:
         # Per metric: overriding likes keeps reposts; a weight of 0 switches a metric off.
+        # A typo (`favourites`) or a count the source does not report would weigh nothing:
+        # refused, naming the key (``key`` extends the error's location: see _describe).
         for source, weights in value.items():
             found = BY_KEY.get(source)
             if found is None:
-                raise ValueError(
-                    f"unknown source `{source}` (sources: {', '.join(sorted(BY_KEY))})"
+                raise PydanticCustomError(
+                    "unknown_source",
+                    "unknown source (sources: {valid})",
+                    {"key": (source,), "valid": ", ".join(sorted(BY_KEY))},
                 )
             for metric, weight in weights.items():
-                if metric not in METRICS:
-                    raise ValueError(
-                        f"unknown metric `{source}.{metric}` (metrics: {', '.join(METRICS)})"
+                if metric not in found.counts:
+                    raise PydanticCustomError(
+                        "unknown_metric",
+                        "unknown metric for {name} (its metrics: {valid})",
+                        {
+                            "key": (source, metric),
+                            "name": found.name,
+                            "valid": ", ".join(found.counts),
+                        },
                     )
                 if not math.isfinite(weight) or weight < 0:
                     raise ValueError(f"weight of {source}.{metric} must be a number ≥ 0")
@@ -113,8 +122,9 @@ class RankingSettings(Section):
 class DiscordSettings(Section):
     api_base: HttpUrl = "https://discord.com/api/v10"
     gateway_url: WsUrl = "wss://gateway.discord.gg"
-    dev_guild_id: int | None = None
-    application_id: int | None = None
+    # Discord ids (snowflakes): positive, and below 2**63 (a timestamp fills their top bits).
+    dev_guild_id: int | None = Field(None, ge=1, lt=2**63)
+    application_id: int | None = Field(None, ge=1, lt=2**63)
     # The bot's one budget of REST requests, shared by every digest: a little under Discord's
     # global 50 per second (interaction answers don't count against it).
     requests_per_second: float = Field(45.0, gt=0, le=50)
@@ -155,11 +165,20 @@ class SchedulerSettings(Section):
 class StorageSettings(Section):
     # Where the SQLite database and the bot's state live when database.url names a relative
     # file. None: the platform's user data directory (platformdirs), e.g.
-    # ~/.local/share/hotpapers on Linux. Implemented by the data-directory work (issue 10).
+    # ~/.local/share/hotpapers on Linux. Resolved and created by bot.storage.location when a
+    # command that keeps state starts.
     data_dir: Path | None = None
     # Metric snapshots older than this are thinned by the scheduler to one a day per post
     # (the day's last reading, which charts draw).
     keep_snapshots_days: int = Field(90, ge=1)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        # An empty HOTPAPERS_STORAGE__DATA_DIR= would read as Path(""), the working directory.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a folder (leave it unset for the default)")
+        return value
 
 
 class WebSettings(Section):
@@ -260,9 +279,16 @@ def resolve_config_path(
 ) -> Path | None:
     """``--config`` wins, then ``$HOTPAPERS_CONFIG``, then ``./config.toml`` if it exists."""
     env = os.environ if environ is None else environ
+    # An empty path is a mistake (an unset shell variable, say), not a wish for the defaults.
+    if isinstance(explicit, str) and not explicit.strip():
+        raise ConfigError("--config is empty: give the path of a TOML settings file")
     if explicit:
         return Path(explicit)
-    if env.get(CONFIG_ENV):
+    if CONFIG_ENV in env:
+        if not env[CONFIG_ENV].strip():
+            raise ConfigError(
+                f"{CONFIG_ENV} is set but empty: give the path of a TOML settings file, or unset it"
+            )
         return Path(env[CONFIG_ENV])
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
@@ -331,15 +357,19 @@ def _origin(loc: tuple[Any, ...], path: Path | None, environ: Mapping[str, str])
     for depth in range(len(parts), 0, -1):
         wanted = (ENV_PREFIX + "__".join(parts[:depth])).upper()
         for name in environ:
-            if name.upper() == wanted:
+            # Or a key inside the offending one: HOTPAPERS_RANKING__WEIGHTS__TYPO__LIKES.
+            inside = depth == len(parts) and name.upper().startswith(wanted + "__")
+            if name.upper() == wanted or inside:
                 return f" (from the environment variable {name})"
     return f" in {path}" if path else ""
 
 
 def _describe(exc: ValidationError, path: Path | None, environ: Mapping[str, str]) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(part) for part in err["loc"]) or "(root)"
-    where = _origin(err["loc"], path, environ)
+    # A validator of a whole table names the offending key inside it (ranking.weights.x.likes).
+    loc = (*err["loc"], *err.get("ctx", {}).get("key", ()))
+    key = ".".join(str(part) for part in loc) or "(root)"
+    where = _origin(loc, path, environ)
     if err["type"] == "extra_forbidden":
         return f"unknown setting `{key}`{where}"
     value = err.get("input")

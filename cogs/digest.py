@@ -1,4 +1,5 @@
-"""``/digest``: where and when the daily post goes, how it looks, preview, status, pause."""
+"""``/digest``: where and when the daily post goes, how it looks, preview, status, pause, and
+the public archive."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ from discord.ext import commands
 from bot.client import require_manage_guild
 from bot.core.errors import UserFacingError
 from bot.core.models import NoteKind, StatusNote
+from bot.services.archive import ArchiveLink, ArchiveService
 from bot.services.delivery import GuildStatus
+from bot.storage.guilds import GuildConfig
 from bot.ui import autocomplete as ac
 from bot.ui.embeds import compact_embed, digest_header, digest_messages
-from bot.ui.messages import empty_text, ok_embed, status_embed
+from bot.ui.messages import (
+    archive_off_text,
+    archive_on_text,
+    empty_text,
+    ok_embed,
+    status_embed,
+)
 from bot.ui.publisher import missing_permissions
 
 if TYPE_CHECKING:
@@ -34,6 +43,17 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
 
     async def _changed(self, guild_id: int) -> None:
         await self.bot.jobs.reschedule(guild_id)
+
+    @property
+    def _archive(self) -> ArchiveService:
+        """The public archive's opt-in (one repository over the runtime's database)."""
+        return ArchiveService.on(self.bot.rt.db, public_url=self.bot.rt.settings.web.public_url)
+
+    def _archive_link(self, config: GuildConfig) -> ArchiveLink | None:
+        """Where the server's archive is while it is published, for ``/digest status``."""
+        if not config.archive or config.archive_slug is None:
+            return None
+        return self._archive.link(config.archive_slug)
 
     @app_commands.command(name="channel")
     @app_commands.describe(channel="The text channel the daily digest is posted in")
@@ -171,7 +191,8 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         )
         status = await self.bot.rt.delivery.status(interaction.guild_id)
         await interaction.followup.send(
-            embed=status_embed(self._with_channel_notes(status)), ephemeral=True
+            embed=status_embed(self._with_channel_notes(status), self._archive_link(status.config)),
+            ephemeral=True,
         )
 
     @app_commands.command(name="preview")
@@ -213,7 +234,8 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         await interaction.response.defer(ephemeral=True, thinking=True)
         status = await self.bot.rt.delivery.status(interaction.guild_id)
         await interaction.followup.send(
-            embed=status_embed(self._with_channel_notes(status)), ephemeral=True
+            embed=status_embed(self._with_channel_notes(status), self._archive_link(status.config)),
+            ephemeral=True,
         )
 
     def _with_channel_notes(self, status: GuildStatus) -> GuildStatus:
@@ -263,6 +285,27 @@ class Digest(commands.GroupCog, group_name="digest", group_description="The dail
         else:
             nxt = await self.bot.rt.delivery.next_post(config)
             text = f"The daily digest is back on; next post <t:{int(nxt.timestamp())}:f>."
+        await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
+
+    @app_commands.command(name="archive")
+    @app_commands.describe(
+        state="on: publish the digests posted here on the bot's web site; off: hide them"
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.check(require_manage_guild)
+    async def archive(self, interaction: Interaction, state: Literal["on", "off"]) -> None:
+        """Publish or hide this server's digests on the public web archive (moderators)."""
+        assert interaction.guild_id is not None
+        archive = self._archive
+        before = await archive.state(interaction.guild_id)
+        if state == "on":
+            name = interaction.guild.name if interaction.guild is not None else ""
+            after = await archive.turn_on(interaction.guild_id, name)
+            assert after.slug is not None
+            text = archive_on_text(archive.link(after.slug), already=before.enabled)
+        else:
+            await archive.turn_off(interaction.guild_id)
+            text = archive_off_text(already=not before.enabled)
         await interaction.response.send_message(embed=ok_embed(text), ephemeral=True)
 
 

@@ -54,10 +54,24 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key)
     for key in ("DISCORD_TOKEN", "X_BEARER_TOKEN", "HF_TOKEN"):
         monkeypatch.delenv(key, raising=False)
+    # The default data directory (platformdirs reads XDG_DATA_HOME), for this test and the
+    # processes it starts: never the developer's ~/.local/share/hotpapers.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.chdir(tmp_path)
 
 
 # -- databases on every backend -----------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Read by tests/web/test_browser.py (here: options are only read from the root conftest).
+    parser.addoption(
+        "--artefacts",
+        metavar="DIR",
+        default=None,
+        help="where the browser tests save their screenshots "
+        "(default: browser-artefacts under pytest's base temporary directory)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

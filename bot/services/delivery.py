@@ -42,6 +42,7 @@ from bot.core.schedule import local_date, next_post_time, parse_post_time
 from bot.services.digests import SECOND_CHANCE_DAYS, DigestService
 from bot.services.guilds import CHANNEL_GONE_REASON
 from bot.services.ingest import FEED_SOURCE
+from bot.services.metrics import Metrics
 from bot.services.stream import StreamConsumer
 from bot.settings import DigestSettings
 from bot.storage.digests import DigestRecord, DigestRepository
@@ -176,6 +177,7 @@ class DeliveryService:
         owner: str | None = None,
         source_names: Sequence[str] = (),
         consumers: Sequence[StreamConsumer] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.guilds = guilds
         self.digests = digests
@@ -189,6 +191,8 @@ class DeliveryService:
         # What /digest status reports on: every enabled source, and the streams' gaps.
         self.source_names = tuple(source_names)
         self.consumers = tuple(consumers)
+        # Digests sent, and failed attempts by reason.
+        self.metrics = metrics or Metrics()
 
     # --- when -------------------------------------------------------------------------------
 
@@ -310,8 +314,11 @@ class DeliveryService:
                     fresh = await self._planned_digest(config, record, now, planned)
                 if fresh is None:
                     raise DeliveryError("the digest could not be built (see the bot's log)")
-                return await self._send(config, day, record, fresh, publisher)
+                result = await self._send(config, day, record, fresh, publisher)
+                self.metrics.digest_sent("papers" if result.status == "sent" else "empty")
+                return result
         except ChannelGoneError as exc:
+            self.metrics.digest_failed("channel_gone")
             await self.guilds.update(
                 gid, paused=True, pause_reason=f"{CHANNEL_GONE_REASON}: {exc.message}"
             )
@@ -325,6 +332,7 @@ class DeliveryService:
             await self._alert(config, record, AlertKind.CHANNEL_GONE, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except MissingPermissionsError as exc:
+            self.metrics.digest_failed("missing_permissions")
             record = await self.log.finish(
                 record.id,
                 DigestState.FAILED,
@@ -337,6 +345,7 @@ class DeliveryService:
             )
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryUnavailableError as exc:
+            self.metrics.digest_failed("discord_unavailable")
             record = await self.log.finish(
                 record.id,
                 DigestState.FAILED,
@@ -347,12 +356,14 @@ class DeliveryService:
             await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except DeliveryError as exc:
+            self.metrics.digest_failed("delivery_error")
             record = await self.log.finish(
                 record.id, DigestState.FAILED, error=exc.message, now=self.clock()
             )
             await self._alert_if_final(config, record, publisher)
             return DeliveryResult(gid, day, "failed", detail=exc.message)
         except Exception:
+            self.metrics.digest_failed("internal_error")
             log.exception("guild %s: digest for %s crashed", gid, day)
             record = await self.log.finish(
                 record.id, DigestState.FAILED, error="internal error", now=self.clock()

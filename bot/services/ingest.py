@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.core.errors import ArxivApiError, SourceError
 from bot.core.models import Announcement, AnnounceType, Mention, Paper, Window
+from bot.services.metrics import Metrics
 from bot.sources.arxiv import ArxivClient
 from bot.sources.base import PopularitySource
 from bot.storage.mentions import MentionRepository
@@ -143,6 +145,7 @@ class IngestService:
         on_stored: Callable[[], None] | None = None,
         consumers: Mapping[str, StreamConsumer] | None = None,
         write_lock: asyncio.Lock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sources = list(sources)
         # Streaming sources: `replay` reads their stream for the window before counting.
@@ -159,6 +162,8 @@ class IngestService:
         # writer never waits on another (SQLite has one write lock, and an in-memory database
         # one connection for everybody).
         self._write_lock = write_lock or asyncio.Lock()
+        # Each source's collection time and failures (real elapsed time, not the clock's).
+        self.metrics = metrics or Metrics()
 
     @property
     def running(self) -> bool:
@@ -206,6 +211,7 @@ class IngestService:
         if not categories:
             return None
         started = self.clock()
+        timer = time.monotonic()
         joined = "+".join(categories)
         try:
             feed = await self.arxiv.announcements(categories)
@@ -248,13 +254,20 @@ class IngestService:
                 summary.error,
                 error_kind,
             )
-        say(f"arxiv feed {joined}: {summary.describe()}")
+        self.metrics.source_collected(
+            FEED_SOURCE,
+            time.monotonic() - timer,
+            finished_at=time.time(),
+            error_kind=error_kind if summary.error else None,
+        )
+        say(f"arxiv feed {joined}: {'FAILED' if summary.error else summary.describe()}")
         return summary
 
     async def _collect(
         self, source: PopularitySource, window: Window, say: Progress, replay: bool = False
     ) -> SourceSummary:
         started = self.clock()
+        timer = time.monotonic()
         say(
             f"{source.name}: collecting {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M}"
         )
@@ -274,7 +287,8 @@ class IngestService:
                 except SourceError as exc:
                     # The stream failed: the posts already stored still get their counts.
                     replay_failed = exc
-                    notes.append(f"replay failed: {_error_text(exc, source.name)}")
+                    replay_note = f"replay failed: {_error_text(exc, source.name)}"
+                    notes.append(replay_note)
                 else:
                     notes.append(replayed.describe())
                     say(f"{source.name}: {replayed.describe()}")
@@ -292,6 +306,8 @@ class IngestService:
                 created = {m.post_id: m.created_at for m in stored}
                 gone = [p for p in refreshed.gone if created.get(p, young) < young]
             if replay_failed is not None:
+                # Now the source's error, reported as such: not as a note beside it as well.
+                notes.remove(replay_note)
                 raise replay_failed
         except SourceError as exc:
             error, error_kind = _error_text(exc, source.name), exc.kind
@@ -314,12 +330,19 @@ class IngestService:
             await self.runs.record(
                 source.name, window, started, fetched_at, counted, requests, error, error_kind
             )
+        self.metrics.source_collected(
+            source.name,
+            time.monotonic() - timer,
+            finished_at=time.time(),
+            error_kind=error_kind if error else None,
+        )
         mentions = [*mentions, *refreshed_posts]
         papers = len({i for m in mentions for i in m.arxiv_ids})
         say(
             f"{source.name}: {len(mentions)} mentions, {papers} papers, {requests} requests"
             + (f", {len(gone)} deleted posts forgotten" if gone else "")
-            + (f" — FAILED: {error}" if error else "")
+            # The reason is the report's (the CLI's summary): said once, there.
+            + (" — FAILED" if error else "")
         )
         return SourceSummary(
             source.name, len(mentions), papers, requests, error, tuple(notes), len(gone)
@@ -334,8 +357,9 @@ class IngestService:
             result = await self.arxiv.fetch_papers(ids)
         except SourceError as exc:
             error = _error_text(exc, self.arxiv.name)
+            self.metrics.source_failed(self.arxiv.name, exc.kind)
             log.warning("arXiv lookup failed: %s", error)
-            say(f"arxiv: FAILED: {error}")
+            say("arxiv: FAILED")
             return 0, [], error
         now = self.clock()
         await self.papers.upsert(result.papers.values(), now)

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from bot.core.errors import SourceError
 from bot.core.models import Mention, Window
+from bot.services.metrics import Metrics
 from bot.sources.bluesky import (
     AccountDelete,
     BlueskySettings,
@@ -129,6 +130,7 @@ class StreamConsumer:
         clock: Clock,
         write_lock: asyncio.Lock | None = None,
         on_stored: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.source = source
         self.settings = settings
@@ -143,10 +145,20 @@ class StreamConsumer:
         self._gap_reported = False  # the start's gap is recorded: skip the first resume check
         self._flush_lock = asyncio.Lock()
         self._flushes = 0
+        # Its failures are counted, and its lag reported when Prometheus scrapes.
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_stream(self.name, self.lag)
 
     @property
     def name(self) -> str:
         return self.source.name
+
+    def lag(self) -> float | None:
+        """Seconds from the last event read to now while following live (None otherwise)."""
+        position = self.stats.position
+        if not self.stats.running or position is None:
+            return None
+        return (self.clock() - position).total_seconds()
 
     # -- live ---------------------------------------------------------------------------------
 
@@ -162,6 +174,9 @@ class StreamConsumer:
         self.stats.running = True
         try:
             await self._consume(self.source.stream.frames(start))
+        except SourceError as exc:
+            self.metrics.source_failed(self.name, exc.kind)
+            raise
         finally:
             self.stats.running = False
 

@@ -64,6 +64,8 @@ class SourceEntry:
     factory: Callable[[SourceContext], PopularitySource | None]  # None: off in this deployment
     metrics: tuple[Shown, ...]  # what it reports, in display order (score text, markdown line)
     default_weights: Mapping[str, float]
+    # Every count its posts carry (``Mention.metrics``): what ``ranking.weights.<key>`` may weigh.
+    counts: tuple[Metric, ...]
     post_label: Callable[[Mention], str]  # how a post is named in a list of top posts
     about: str  # one sentence for /about and the README: what is counted, and why so weighted
     reads: str  # README: what is read from the service
@@ -145,6 +147,7 @@ REGISTRY: tuple[SourceEntry, ...] = (
         metrics=_shown(Metric.REPOSTS, Metric.LIKES),
         # The seed's score: reposts + likes on X.
         default_weights={Metric.REPOSTS: 1.0, Metric.LIKES: 1.0},
+        counts=(Metric.REPOSTS, Metric.LIKES, Metric.REPLIES, Metric.QUOTES),
         post_label=lambda m: f"@{m.author}",
         about="reposts and likes of posts linking the paper (the original Hot Papers score); "
         "needs a paid API token",
@@ -168,6 +171,7 @@ REGISTRY: tuple[SourceEntry, ...] = (
         metrics=_shown(Metric.LIKES, Metric.REPOSTS),
         # Counted as the seed counts X: each like, repost and quote is one person's attention.
         default_weights={Metric.LIKES: 1.0, Metric.REPOSTS: 1.0, Metric.QUOTES: 1.0},
+        counts=(Metric.LIKES, Metric.REPOSTS, Metric.QUOTES, Metric.REPLIES),
         post_label=lambda m: f"@{m.author}",
         about="likes, reposts and quotes of posts linking the paper, read from the open "
         "Jetstream; no account needed, and feed bots count for nothing",
@@ -192,6 +196,7 @@ REGISTRY: tuple[SourceEntry, ...] = (
         metrics=_shown(Metric.POINTS, Metric.COMMENTS),
         # One HN point is one person's vote, the same as a like.
         default_weights={Metric.POINTS: 1.0},
+        counts=(Metric.POINTS, Metric.COMMENTS),
         post_label=_hn_label,
         about="points of stories linking the paper; one point is one vote, like a like",
         reads="Algolia `search_by_date`, stories whose URL is on arxiv.org, `numericFilters` on "
@@ -210,6 +215,7 @@ REGISTRY: tuple[SourceEntry, ...] = (
         metrics=_shown(Metric.UPVOTES),
         # HF upvotes are scarcer than likes: a paper with 25 upvotes is a hot paper that day.
         default_weights={Metric.UPVOTES: 2.0},
+        counts=(Metric.UPVOTES, Metric.COMMENTS),
         post_label=lambda _m: "Hugging Face daily papers",
         about="upvotes on Daily Papers, counted twice: they are scarcer than likes",
         reads="`daily_papers?date=…` for each day of the window: upvotes, comments",

@@ -68,6 +68,14 @@ def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def _place(url: URL) -> str | None:
+    """A SQLite database file's path (None for memory or another backend); a ``file:`` URI
+    (``?mode=ro&uri=true``) is shown as its path too."""
+    if url.get_backend_name() != "sqlite" or _is_memory(url) or url.database is None:
+        return None
+    return url.database.removeprefix("file:")
+
+
 def _describe(exc: BaseException) -> str:
     """The driver's own words, without SQLAlchemy's statement and parameter dump."""
     orig = getattr(exc, "orig", None)
@@ -91,6 +99,8 @@ class Database:
         except ArgumentError as exc:
             raise ConfigError(f"setting `database.url`: not a database URL ({exc})") from None
         self._shown = self.url.render_as_string(hide_password=True)
+        # How errors name the database: a SQLite file's path, else the URL (password hidden).
+        self.where = _place(self.url) or self._shown
         backend = self.url.get_backend_name()
         if backend not in SUPPORTED_BACKENDS:
             raise ConfigError(
@@ -98,7 +108,9 @@ class Database:
                 "stores its data in SQLite (sqlite+aiosqlite:///…) or PostgreSQL "
                 "(postgresql+asyncpg://…)"
             )
-        kwargs: dict[str, Any] = {"echo": echo}
+        # A failed statement's bound values stay out of the exception text, hence out of every
+        # logged traceback (abstracts and post texts by the hundred): only ``echo`` shows them.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": not echo}
         if _is_memory(self.url):
             # One shared connection, or each checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool
@@ -225,7 +237,7 @@ class Database:
                     )
                 yield conn
         except DBAPIError as exc:
-            raise StorageError(f"database error: {_describe(exc)}") from exc
+            raise StorageError(f"database {self.where}: {_describe(exc)}") from exc
         except StatementError as exc:
             _reraise_bind_error(exc)
 
@@ -245,7 +257,7 @@ class Database:
                     async with conn.begin():
                         yield conn
             except DBAPIError as exc:
-                raise StorageError(f"database error: {_describe(exc)}") from exc
+                raise StorageError(f"database {self.where}: {_describe(exc)}") from exc
             except StatementError as exc:
                 _reraise_bind_error(exc)
 
@@ -388,5 +400,5 @@ async def open(url: str | URL, *, migrate: bool = True, echo: bool = False) -> D
         raise
     except (DBAPIError, OSError) as exc:
         await db.close()
-        raise StorageError(f"cannot open database {db._shown}: {_describe(exc)}") from exc
+        raise StorageError(f"cannot open database {db.where}: {_describe(exc)}") from exc
     return db

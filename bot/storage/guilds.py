@@ -47,6 +47,10 @@ class GuildConfig:
     active_since: dt.datetime | None = None
     alert_channel_id: int | None = None  # None: alerts go to the digest channel
     ranking: str = "absolute"  # absolute | field (``RankingMode``)
+    # The public archive (``bot.storage.archive``): published while on; the slug of its pages
+    # is kept when it is turned off, so the same links come back when it is turned on again.
+    archive: bool = False
+    archive_slug: str | None = None
 
     @property
     def active(self) -> bool:
@@ -253,4 +257,6 @@ def _config(row: Row[Any], categories: Iterable[str]) -> GuildConfig:
         active_since=row.active_since,
         alert_channel_id=row.alert_channel_id,
         ranking=row.ranking,
+        archive=bool(row.archive),
+        archive_slug=row.archive_slug,
     )

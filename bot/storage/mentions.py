@@ -1,15 +1,16 @@
-"""Mention storage: posts linking papers, their links, and a metrics snapshot per fetch."""
+"""Mention storage: posts linking papers, their links, a metrics snapshot per fetch, and the
+retention that thins old snapshots to one a day."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -37,6 +38,12 @@ RECENT_MENTION = dt.timedelta(days=3)
 # broken or hostile source) would fail the whole batch there; it is stored as the largest one.
 METRIC_MAX = 2**31 - 1
 METRIC_MIN = -(2**31)
+# Retention (storage.keep_snapshots_days): one write transaction removes about this many
+# snapshots at most, so that thinning never holds SQLite's one write lock for long...
+THIN_BATCH_ROWS = 2000
+# ...and one read looks at the snapshots of at most this many consecutive post ids, so that no
+# read runs for long either, even over years of already thinned snapshots.
+THIN_SPAN_IDS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,95 @@ class MentionRepository:
         await conn.execute(delete(mention_metrics).where(mention_metrics.c.mention_id.in_(doomed)))
         result = await conn.execute(delete(mentions).where(condition))
         return int(result.rowcount or 0)
+
+    async def thin_snapshots(
+        self,
+        before: dt.datetime,
+        *,
+        batch_rows: int = THIN_BATCH_ROWS,
+        span_ids: int = THIN_SPAN_IDS,
+        keep_going: Callable[[], bool] | None = None,
+    ) -> int:
+        """Thin the metrics snapshots of the UTC days wholly before ``before`` to one per post
+        and day, the day's last reading; returns how many snapshots were removed.
+
+        A snapshot holds a post's cumulative counts, so the day's last reading is that day's
+        aggregate, and what reads snapshots keeps its answers: a score takes each post's latest
+        snapshot, which is the last reading of its last day (kept); a score "as of" a UTC
+        midnight takes each post's latest reading before it, the last of some earlier day
+        (kept); a chart keeps one point per post and day, each day ending at its true value.
+        Only the steps within a thinned day are gone.
+
+        Works in bounded steps, safe beside the bot's own writes: a read finds the next
+        ``batch_rows`` snapshots to remove among ``span_ids`` consecutive post ids, then a short
+        write transaction removes those of the same posts (a later reading of the same day, the
+        reason for removing one, is never removed itself, so a snapshot written meanwhile
+        cannot make it wrong). ``keep_going`` is asked before each step: False stops (a
+        shutdown, a lost leadership); what was removed stays removed, and the next run goes on.
+        """
+        if batch_rows < 1 or span_ids < 1:
+            raise ValueError("batch_rows and span_ids must be at least 1")
+        before = aware(before, "before")
+        cutoff = dt.datetime.combine(before.date(), dt.time(), dt.UTC)
+        later = mention_metrics.alias("later")
+        same_day = _utc_day(self._db, later.c.fetched_at) == _utc_day(
+            self._db, mention_metrics.c.fetched_at
+        )
+        superseded = and_(
+            mention_metrics.c.fetched_at < cutoff,
+            exists().where(
+                later.c.mention_id == mention_metrics.c.mention_id,
+                later.c.fetched_at > mention_metrics.c.fetched_at,
+                later.c.fetched_at < cutoff,
+                same_day,
+            ),
+        )
+        async with self._db.read() as conn:
+            # Snapshots written after this run started are recent: none is thinned.
+            last = (await conn.execute(select(func.max(mention_metrics.c.mention_id)))).scalar()
+        if last is None:
+            return 0
+        removed = 0
+        after = -1
+        while after < last and (keep_going is None or keep_going()):
+            # Post ids may be sparse (PostgreSQL's sequence moves on at every upsert of a post
+            # stored already): a span starts at the next id there is, one index probe away.
+            following = select(func.min(mention_metrics.c.mention_id)).where(
+                mention_metrics.c.mention_id > after
+            )
+            async with self._db.read() as conn:
+                first = (await conn.execute(following)).scalar()
+            if first is None:
+                break
+            after = max(after, first - 1)
+            bound = min(after + span_ids, last)
+            in_span = and_(
+                mention_metrics.c.mention_id > after, mention_metrics.c.mention_id <= bound
+            )
+            step = (
+                select(mention_metrics.c.mention_id)
+                .where(in_span, superseded)
+                .order_by(mention_metrics.c.mention_id)
+                .limit(batch_rows)
+            )
+            async with self._db.read() as conn:
+                found = list((await conn.execute(step)).scalars())
+            # A full batch ends at its last post (whose every superseded snapshot goes in this
+            # step); a short one found all there was up to the bound.
+            upto = found[-1] if len(found) == batch_rows else bound
+            if found:
+                async with self._db.write() as conn:
+                    result = await conn.execute(
+                        delete(mention_metrics).where(
+                            mention_metrics.c.mention_id > after,
+                            mention_metrics.c.mention_id <= upto,
+                            superseded,
+                        )
+                    )
+                removed += int(result.rowcount or 0)
+            after = upto
+        log.debug("thinned %d metrics snapshots fetched before %s", removed, cutoff)
+        return removed
 
     async def posts_to_refresh(self, source: str, window: Window) -> list[Mention]:
         """The posts of ``source`` created in ``window``, oldest first, with their links: what
@@ -464,6 +560,15 @@ def _keys_in(keys: Iterable[tuple[str, str]]) -> ColumnElement[bool]:
             for source, post_ids in by_source.items()
         )
     )
+
+
+def _utc_day(db: Database, moment: Any) -> Any:
+    """The UTC day of a stored time, as the dialect can compare it: SQLite stores fixed-width
+    ISO text in UTC (``types.utc_text``), whose first ten characters are the day; PostgreSQL
+    a ``timestamptz``, whose day depends on the session's time zone unless asked in UTC."""
+    if db.is_sqlite:
+        return func.substr(moment, 1, 10)
+    return func.date(func.timezone(text("'UTC'"), moment))
 
 
 def _after_prefix(prefix: str) -> str:

@@ -194,6 +194,10 @@ guilds = Table(
     Column("alert_channel_id", BigInteger),
     # absolute: the seed's threshold on the score; field: each category's heat (0006).
     Column("ranking", CleanString(16), nullable=False, server_default="absolute"),
+    # The public archive (0009): published only while a moderator has it on; the slug of its
+    # pages is made at the first opt-in and kept when it is turned off (links come back the same).
+    Column("archive", Boolean, nullable=False, server_default=false()),
+    Column("archive_slug", CleanString(64), unique=True),
     CheckConstraint(f"style IN ({_in(GUILD_STYLES)})", name="style"),
     CheckConstraint(f"ranking IN ({_in(RANKING_MODES)})", name="ranking"),
     CheckConstraint(f"empty_day IN ({_in(EMPTY_DAY_MODES)})", name="empty_day"),

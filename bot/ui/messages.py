@@ -27,6 +27,7 @@ from bot.ui.embeds import COLOR
 from bot.ui.text import clip, inline_code, link_text, safe, safe_url
 
 if TYPE_CHECKING:
+    from bot.services.archive import ArchiveLink
     from bot.services.delivery import DeliveryAlert, GuildStatus
 
 GENERIC_ERROR = "Something went wrong on our side. It has been logged; please try again later."
@@ -123,7 +124,7 @@ def about_embed(
         value=(
             "`/paper` look a paper up · `/hot` today's top papers · `/category list` · "
             "`/category top` · `/digest status`\nModerators: `/category add|remove`, "
-            "`/digest channel|time|settings|preview|pause|resume`"
+            "`/digest channel|time|settings|preview|pause|resume|archive`"
         ),
         inline=False,
     )
@@ -154,8 +155,9 @@ _STATE_TEXT: dict[str, str] = {
 }
 
 
-def status_embed(status: GuildStatus) -> discord.Embed:
-    """``/digest status``: settings, next and last post, sources, and why anything is off."""
+def status_embed(status: GuildStatus, archive: ArchiveLink | None = None) -> discord.Embed:
+    """``/digest status``: settings, next and last post, sources, the public archive (its
+    link while it is on), and why anything is off."""
     cfg = status.config
     channel = f"<#{cfg.channel_id}>" if cfg.channel_id else "not set — use `/digest channel`"
     threshold = (
@@ -213,6 +215,11 @@ def status_embed(status: GuildStatus) -> discord.Embed:
     embed.add_field(
         name="Sources",
         value=clip("\n".join(lines) or "none enabled", limits.FIELD_VALUE),
+        inline=False,
+    )
+    embed.add_field(
+        name="Public archive",
+        value=clip(archive_status_text(archive), limits.FIELD_VALUE),
         inline=False,
     )
     if status.notes:
@@ -333,3 +340,44 @@ def alert_text(alert: DeliveryAlert) -> str:
             "reason; the next digest goes out as scheduled."
         )
     return clip(text + "\n-# Set where these notices go with `/digest alerts`.", limits.CONTENT)
+
+
+# --- the public archive (/digest archive) ---------------------------------------------------
+
+
+def _archive_where(link: ArchiveLink) -> str:
+    if link.absolute:
+        return f"<{safe_url(link.url)}>"
+    # No web.public_url: only the path is known, not the site's address.
+    return (
+        f"`{link.url}` on this bot's web site (its operator has not set `web.public_url`, so "
+        "I can't give the full address)"
+    )
+
+
+def archive_status_text(archive: ArchiveLink | None) -> str:
+    """The archive's line in ``/digest status``: its address while on."""
+    if archive is None:
+        return "Off. A moderator can publish the digests posted here with `/digest archive on`."
+    return f"On: {_archive_where(archive)}"
+
+
+def archive_on_text(link: ArchiveLink, *, already: bool) -> str:
+    """``/digest archive on``: where the archive is, and what it shows and doesn't."""
+    state = "was already on" if already else "is now on"
+    return (
+        f"This server's public archive {state}: {_archive_where(link)}\n"
+        "Anyone with the link can read the digests posted here: each day's papers, their "
+        "counts and the public posts about them. It shows nothing of this server's members, "
+        "channels or settings. It has Atom and JSON feeds; `/digest archive off` hides it at once."
+    )
+
+
+def archive_off_text(*, already: bool) -> str:
+    """``/digest archive off``: hidden, and the address kept."""
+    state = "was already off" if already else "is now off"
+    return (
+        f"This server's public archive {state}: its pages and feeds answer “not found”, as "
+        "for a server that never published one. `/digest archive on` brings it back at the "
+        "same address."
+    )

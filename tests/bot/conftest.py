@@ -15,12 +15,12 @@ import pytest
 from bot.client import HotPapersBot
 from bot.core.models import Window
 from bot.fakes.demo import DemoWorld, demo_world
-from bot.fakes.discord import DiscordHarness, FakeChannel, FakeMember
 from bot.jobs import Jobs
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from bot.storage.guilds import GuildConfig
 from tests.fakes import conftest as fakes_conftest
+from tests.fakes.discord import DiscordHarness, FakeChannel, FakeMember
 
 # The fake Discord fixture, shared with tests/fakes (pytest_plugins is for the root conftest).
 discord_harness = fakes_conftest.discord_harness

@@ -39,10 +39,10 @@ from bot.fakes.bluesky import (
     post_record,
 )
 from bot.fakes.demo import dataset_papers, load_dataset
-from bot.fakes.discord import DiscordHarness
 from bot.fakes.jetstream import FakeJetstream
 from bot.sources.bluesky import micros, post_uri
 from tests.cli.test_real_day import spawn_bot
+from tests.fakes.discord import DiscordHarness
 
 # SQLite only: `hotpapers run` is SIGKILLed mid-stream on a SQLite file, which the test reads
 # with sqlite3 while the process writes it.

@@ -11,8 +11,8 @@ import discord
 import pytest
 
 from bot.cli import invite_permissions, main
-from bot.fakes.discord import DiscordHarness
 from tests.cli.test_real_day import run_cli
+from tests.fakes.discord import DiscordHarness
 
 MINIMAL = (
     (1 << 10)  # View Channel

@@ -12,10 +12,10 @@ import pytest
 
 from bot.core.errors import StorageError
 from bot.core.models import Mention
-from bot.fakes.discord import Permission
 from bot.jobs import Jobs
 from bot.ui.publisher import DiscordPublisher
 from tests.bot.conftest import posted_ids, said
+from tests.fakes.discord import Permission
 from tests.storage.factories import make_mention, make_paper
 
 RANKED = ["2012.11552", "2012.11538", "2012.11547", "2012.11233", "2012.11145"]

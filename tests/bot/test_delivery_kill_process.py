@@ -42,8 +42,6 @@ from pydantic import SecretStr
 from bot.core.models import Window
 from bot.fakes.arxiv import FakeArxiv
 from bot.fakes.demo import dataset_papers, load_dataset
-from bot.fakes.discord import DiscordHarness, FakeChannel, FakeGuild
-from bot.fakes.discord.server import RecordedRequest
 from bot.fakes.x import FakeX, XLink
 from bot.runtime import open_runtime
 from bot.services.guilds import GuildService
@@ -51,6 +49,8 @@ from bot.settings import Secrets, Settings
 from bot.ui.embeds import read_marker
 from tests.bot.conftest import posted_ids
 from tests.cli.test_real_day import spawn_bot
+from tests.fakes.discord import DiscordHarness, FakeChannel, FakeGuild
+from tests.fakes.discord.server import RecordedRequest
 
 # SQLite only: the test kills real `hotpapers run` processes on a SQLite file and reads (and
 # locks) that file with sqlite3 meanwhile (processes sharing PostgreSQL are tested apart).

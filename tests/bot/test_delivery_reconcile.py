@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.core.errors import DeliveryUnavailableError
-from bot.fakes.discord.server import NONCE_WINDOW_S
 from bot.scheduling import Scheduler, digest_job_id, spread_second
 from bot.services.owner import Owner, _start_time, is_dead, this_process
 from bot.settings import DigestSettings, SchedulerSettings
@@ -24,6 +23,7 @@ from bot.storage.guilds import GuildConfig
 from bot.ui.embeds import read_marker
 from bot.ui.publisher import DiscordPublisher
 from tests.bot.conftest import posted_ids
+from tests.fakes.discord.server import NONCE_WINDOW_S
 
 T = TypeVar("T")
 DAY = dt.date(2020, 12, 23)

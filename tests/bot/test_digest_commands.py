@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from bot.fakes.discord import Permission
 from tests.bot.conftest import buttons, said
+from tests.fakes.discord import Permission
 
 MODERATOR_COMMANDS = [
     ("channel", {}),

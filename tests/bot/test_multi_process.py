@@ -50,8 +50,6 @@ from bot.fakes.bluesky import (
     post_record,
 )
 from bot.fakes.demo import dataset_papers, load_dataset
-from bot.fakes.discord import DiscordHarness, FakeChannel, FakeGuild
-from bot.fakes.discord.server import RecordedRequest
 from bot.fakes.jetstream import FakeJetstream
 from bot.fakes.x import FakeX, XLink
 from bot.runtime import open_runtime
@@ -64,6 +62,8 @@ from bot.storage.streams import StreamRepository
 from bot.ui.embeds import read_marker
 from tests.bot.postgres import postgres_url, requires_postgres
 from tests.cli.test_real_day import spawn_bot
+from tests.fakes.discord import DiscordHarness, FakeChannel, FakeGuild
+from tests.fakes.discord.server import RecordedRequest
 
 __all__ = ["postgres_url"]  # the fixture, imported for the tests below
 

@@ -19,10 +19,10 @@ import pytest
 
 from bot.fakes.arxiv import FakeArxiv
 from bot.fakes.demo import load_dataset, load_dataset_into
-from bot.fakes.discord import DiscordHarness, InteractionCallback, InteractionResult
 from bot.fakes.x import FakeX
 from tests.bot.conftest import said
 from tests.cli.test_real_day import run_cli, spawn_bot
+from tests.fakes.discord import DiscordHarness, InteractionCallback, InteractionResult
 
 X_TOKEN = "run-process-bearer-token"  # the local fake X's credential
 ANSWER_S = 3.0  # Discord's deadline for the first response to an interaction
@@ -47,6 +47,7 @@ EXPECTED_COMMANDS: dict[str, Any] = {
         "status": [],
         "pause": [],
         "resume": [],
+        "archive": ["state"],
     },
     "hot": ["category", "days", "sort"],
     "paper": ["query"],

@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.core.errors import StorageError
-from bot.scheduling import INGEST_JOB, SWEEP_JOB, Scheduler, digest_job_id
+from bot.scheduling import INGEST_JOB, RETENTION_JOB, SWEEP_JOB, Scheduler, digest_job_id
 from bot.settings import DigestSettings, SchedulerSettings
 from bot.storage.guilds import GuildConfig
 
@@ -166,7 +166,7 @@ async def test_services_rebuild_the_jobs_from_the_database(botworld):
             while jobs.scheduler is None or not jobs.scheduler.running:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         assert jobs.scheduler.job_ids() == sorted(
-            [digest_job_id(gid), "digest:100", INGEST_JOB, SWEEP_JOB]
+            [digest_job_id(gid), "digest:100", INGEST_JOB, RETENTION_JOB, SWEEP_JOB]
         )
         local = jobs.next_run(gid).astimezone(zoneinfo.ZoneInfo("Europe/Paris"))
         assert local.strftime("%H:%M") == "07:30"

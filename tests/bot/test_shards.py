@@ -9,7 +9,7 @@ import datetime as dt
 from bot.client import HotPapersBot, ShardedHotPapersBot, make_bot
 from bot.core.shards import shard_of
 from bot.runtime import Runtime
-from bot.scheduling import INGEST_JOB, SWEEP_JOB, digest_job_id
+from bot.scheduling import INGEST_JOB, RETENTION_JOB, SWEEP_JOB, digest_job_id
 from tests.bot.conftest import BotWorld, _no_identify_wait
 
 
@@ -87,7 +87,7 @@ async def test_a_process_schedules_only_the_guilds_of_its_shards(botworld: BotWo
         async with asyncio.timeout(3):
             while jobs.scheduler is None or not jobs.scheduler.running:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-        expected = sorted([*(digest_job_id(g) for g in ours), INGEST_JOB, SWEEP_JOB])
+        expected = sorted([*(digest_job_id(g) for g in ours), INGEST_JOB, RETENTION_JOB, SWEEP_JOB])
         assert jobs.scheduler.job_ids() == expected
         # A settings change of another process's guild never schedules it here.
         await jobs.reschedule(theirs[0])

@@ -67,6 +67,7 @@ async def test_every_cog_loads_and_no_command_names_clash():
         "digest status",
         "digest pause",
         "digest resume",
+        "digest archive",
     }
     for command in walk(top):
         assert NAME.match(command.name), command.name
@@ -92,6 +93,7 @@ async def test_moderator_commands_carry_the_runtime_check():
         "digest preview",
         "digest pause",
         "digest resume",
+        "digest archive",
     }
     for command in walk(bot.tree.get_commands()):
         if isinstance(command, app_commands.Group):

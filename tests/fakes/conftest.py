@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from bot.fakes.discord import DiscordHarness
+from tests.fakes.discord import DiscordHarness
 
 
 @pytest.fixture

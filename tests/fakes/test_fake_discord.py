@@ -11,7 +11,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from bot.fakes.discord import (
+from tests.fakes.discord import (
     DiscordHarness,
     FakeDiscord,
     Permission,
@@ -19,7 +19,7 @@ from bot.fakes.discord import (
     SpecNotFoundError,
     default_spec_path,
 )
-from bot.fakes.discord.validation import (
+from tests.fakes.discord.validation import (
     SPEC_ENV,
     check_callback,
     check_commands,

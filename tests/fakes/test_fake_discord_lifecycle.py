@@ -8,7 +8,7 @@ import aiohttp
 import discord
 import pytest
 
-from bot.fakes.discord import DiscordHarness
+from tests.fakes.discord import DiscordHarness
 from tests.fakes.test_fake_discord import HarnessBot
 
 

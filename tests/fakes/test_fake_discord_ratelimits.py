@@ -13,8 +13,8 @@ import aiohttp
 import discord
 import pytest
 
-from bot.fakes.discord import DiscordHarness, FakeChannel, FakeDiscord
-from bot.fakes.discord.ratelimits import RateLimiter, RateLimits
+from tests.fakes.discord import DiscordHarness, FakeChannel, FakeDiscord
+from tests.fakes.discord.ratelimits import RateLimiter, RateLimits
 
 TOKEN = "fake-bot-token"
 AUTH = {"Authorization": f"Bot {TOKEN}"}

@@ -9,7 +9,7 @@ import discord
 import pytest
 
 from bot.core.shards import shard_of
-from bot.fakes.discord import DiscordHarness, FakeGuild
+from tests.fakes.discord import DiscordHarness, FakeGuild
 
 PROPERTIES = {"os": "linux", "browser": "raw", "device": "raw"}
 

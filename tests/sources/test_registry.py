@@ -67,11 +67,11 @@ def test_unknown_weight_keys_are_refused(monkeypatch) -> None:
     from bot.core.errors import ConfigError
 
     monkeypatch.setenv("HOTPAPERS_RANKING__WEIGHTS__X__FAVOURITES", "1")
-    with pytest.raises(ConfigError, match=r"unknown metric `x\.favourites`"):
+    with pytest.raises(ConfigError, match=r"`ranking\.weights\.x\.favourites`: unknown metric"):
         load_settings(environ={})
     monkeypatch.delenv("HOTPAPERS_RANKING__WEIGHTS__X__FAVOURITES")
     monkeypatch.setenv("HOTPAPERS_RANKING__WEIGHTS__MASTODON__LIKES", "1")
-    with pytest.raises(ConfigError, match="unknown source `mastodon`"):
+    with pytest.raises(ConfigError, match=r"`ranking\.weights\.mastodon`: unknown source"):
         load_settings(environ={})
 
 

@@ -40,12 +40,12 @@ from typing import Any, Self
 import discord
 import yarl
 
-from bot.fakes.discord.server import FakeDiscord, InteractionResult
-from bot.fakes.discord.state import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from tests.fakes.discord.server import FakeDiscord, InteractionResult
+from tests.fakes.discord.state import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOKEN = "fake-bot-token"  # noqa: S105 - a fake token for a local fake
+DEFAULT_TOKEN = "fake-bot-token"  # a fake token for a local fake
 # How long discord.py waits after the last GUILD_CREATE before firing on_ready (default 2 s).
 FAST_GUILD_READY_TIMEOUT = 0.05
 

@@ -1,20 +1,21 @@
 """Fake Discord (REST + gateway) for the real discord.py client, with request validation.
 
-Production code points discord.py at it from the settings ``discord.api_base`` and
-``discord.gateway_url`` (``discord.http.Route.BASE`` and
-``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY``); tests use :class:`DiscordHarness`.
+Tests only: it is not part of the installed package (nor is ``jsonschema``, which validates
+each request against ``../shared/discord-api-spec``, a test dependency). The bot reaches it
+through the settings ``discord.api_base`` and ``discord.gateway_url`` (``discord.http.Route.BASE``
+and ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY``); tests use :class:`DiscordHarness`.
 """
 
 from __future__ import annotations
 
-from bot.fakes.discord.harness import DiscordHarness
-from bot.fakes.discord.server import (
+from tests.fakes.discord.harness import DiscordHarness
+from tests.fakes.discord.server import (
     FakeDiscord,
     InteractionCallback,
     InteractionResult,
     RecordedRequest,
 )
-from bot.fakes.discord.state import (
+from tests.fakes.discord.state import (
     ChannelType,
     FakeChannel,
     FakeGuild,
@@ -25,7 +26,7 @@ from bot.fakes.discord.state import (
     Overwrite,
     Permission,
 )
-from bot.fakes.discord.validation import (
+from tests.fakes.discord.validation import (
     OpenAPISpec,
     RequestValidator,
     SpecNotFoundError,

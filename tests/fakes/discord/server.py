@@ -22,8 +22,8 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
-from bot.fakes.discord.ratelimits import BucketState, RateLimiter, RateLimits
-from bot.fakes.discord.state import (
+from tests.fakes.discord.ratelimits import BucketState, RateLimiter, RateLimits
+from tests.fakes.discord.state import (
     ChannelType,
     FakeChannel,
     FakeGuild,
@@ -32,7 +32,7 @@ from bot.fakes.discord.state import (
     Overwrite,
     Permission,
 )
-from bot.fakes.discord.validation import (
+from tests.fakes.discord.validation import (
     CLOSE_SHARDING_REQUIRED,
     FLAG_EPHEMERAL,
     INTERACTION_DEADLINE_S,
@@ -1015,7 +1015,7 @@ class FakeDiscord:
             if record.operation_id is not None:
                 self.violation(
                     f"{method} {path} ({record.operation_id}) is documented but the fake does "
-                    "not serve it: extend bot/fakes/discord/server.py"
+                    "not serve it: extend tests/fakes/discord/server.py"
                 )
             return error_response(404, "404: Not Found", 0)
         except web.HTTPMethodNotAllowed:
