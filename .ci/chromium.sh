@@ -11,23 +11,13 @@ set -euo pipefail
 
 say() { echo "chromium.sh: $*" >&2; }
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo "$@"
-    else
-        say "need root to run: $*"
-        return 1
-    fi
-}
+# shellcheck source=.ci/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 if ! command -v chromium >/dev/null; then
     say "chromium not found: installing Debian's package"
-    as_root apt-get update -qq >&2
     # The fonts give the screenshots readable text; the rest comes with the package.
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-        chromium fonts-dejavu-core >&2
+    apt_install chromium fonts-dejavu-core
     command -v chromium >/dev/null || { say "installed, but chromium is still missing"; exit 1; }
 fi
 say "$(chromium --version 2>/dev/null || echo chromium)"

@@ -17,16 +17,8 @@ MARKER="hotpapers-test-postgres"  # stop deletes only directories that start cre
 
 say() { echo "postgres.sh: $*" >&2; }
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo "$@"
-    else
-        say "need root to run: $*"
-        return 1
-    fi
-}
+# shellcheck source=.ci/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # PostgreSQL's server tools refuse to run as root: run them as the postgres user then.
 as_owner() {
@@ -65,8 +57,7 @@ start() {
     bindir="$(find_bindir)"
     if [[ -z "$bindir" ]]; then
         say "initdb not found: installing PostgreSQL"
-        as_root apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >&2
+        apt_install postgresql
         bindir="$(find_bindir)"
         [[ -n "$bindir" ]] || { say "PostgreSQL installed, but initdb is still missing"; return 1; }
     fi

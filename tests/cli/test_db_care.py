@@ -3,40 +3,19 @@ one-line errors without passwords (in-process through bot.cli.main)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.cli import main
 from bot.storage.engine import Database, head_revision
 from bot.storage.lock import run_lock
+from tests.cli.conftest import Result
 from tests.storage.deployment import counts, dump, fill
 
 PASSWORD = "pg-s3cret-Pa55"
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Any:
-    """Run ``main(argv)`` in a worker thread (it calls asyncio.run)."""
-
-    async def run(*argv: str) -> Result:
-        code = await asyncio.to_thread(main, list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

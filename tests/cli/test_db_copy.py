@@ -4,9 +4,7 @@ tests/storage/test_copy.py copies to PostgreSQL too, through the command line as
 
 from __future__ import annotations
 
-import asyncio
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +17,6 @@ from bot.storage.lock import run_lock
 from bot.storage.tables import metadata
 from tests.cli.test_real_day import free_port, run_cli
 from tests.storage.deployment import counts, dump, fill
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Any:
-    """Run ``main(argv)`` in a worker thread (it calls asyncio.run)."""
-
-    async def run(*argv: str) -> Result:
-        code = await asyncio.to_thread(main, list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture
