@@ -103,7 +103,10 @@ def chromium() -> str:
 
 @pytest.fixture
 def artefacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``--artefacts DIR``, else ``$HOTPAPERS_TEST_ARTEFACTS`` (.ci/run
+    sets it, so CI keeps them in the checkout), else pytest's base temporary directory."""
     chosen = request.config.getoption("--artefacts", default=None)
+    chosen = chosen or os.environ.get("HOTPAPERS_TEST_ARTEFACTS")
     path = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "browser-artefacts"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -47,7 +47,9 @@ HOUR = dt.timedelta(hours=1)
 SECRET_PASSWORD = "s3cret-pw-never-shown"
 
 
-def standalone_app(db: Database, clock: MutableClock, **kwargs: object):
+def standalone_app(
+    db: Database, clock: MutableClock, *, metrics: Metrics | None = None, **kwargs: object
+):
     health = HealthService(
         db=db,
         runs=RunRepository(db),
@@ -56,7 +58,8 @@ def standalone_app(db: Database, clock: MutableClock, **kwargs: object):
         source_names=["x", "hackernews"],
         **kwargs,  # type: ignore[arg-type]
     )
-    return make_app(db=db, settings=Settings(), health=health, registry=Metrics().registry)
+    registry = (metrics or Metrics()).registry
+    return make_app(db=db, settings=Settings(), health=health, registry=registry)
 
 
 async def record_run(
@@ -317,7 +320,7 @@ async def test_per_shard_gateway_and_the_stream_lag(db: Database) -> None:
     stream = ScriptedStream(events, then_wait=True)
     consumer = streams.consumer(stream)
     probe = Probe()
-    app = standalone_app(db, clock, consumers=[consumer], bot=probe)
+    app = standalone_app(db, clock, consumers=[consumer], bot=probe, metrics=consumer.metrics)
     running = asyncio.create_task(consumer.run())
     try:
         await asyncio.wait_for(stream.exhausted.wait(), 5.0)
@@ -334,6 +337,11 @@ async def test_per_shard_gateway_and_the_stream_lag(db: Database) -> None:
             assert lagging["lag_seconds"] == 90.0
             assert lagging["events"] == 2
             assert body["status"] == "ok"
+            # The same lag on /metrics, read from the consumer when Prometheus scrapes.
+            assert (
+                value(await scrape(client), "hotpapers_stream_lag_seconds", stream="bluesky")
+                == 90.0
+            )
 
             # Far behind the live edge: degraded, not unready. One shard down: unready.
             clock.advance(minutes=10)
