@@ -50,7 +50,10 @@ def shared() -> Path:
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's config, tokens or overrides."""
     for key in list(os.environ):
-        if key.startswith("HOTPAPERS_") and key != "HOTPAPERS_SHARED":
+        # HOTPAPERS_SHARED and HOTPAPERS_TEST_* configure the test harness (where ../shared,
+        # the PostgreSQL server, Chromium and the artefacts are), not the bot.
+        harness = key == "HOTPAPERS_SHARED" or key.startswith("HOTPAPERS_TEST_")
+        if key.startswith("HOTPAPERS_") and not harness:
             monkeypatch.delenv(key)
     for key in ("DISCORD_TOKEN", "X_BEARER_TOKEN", "HF_TOKEN"):
         monkeypatch.delenv(key, raising=False)
