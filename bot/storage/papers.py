@@ -333,15 +333,13 @@ class PaperRepository:
         categories: ColumnClause[Any] = literal_column(
             _CATEGORIES[self._db.dialect].format(table="papers")
         )
-        async with self._db.read() as conn:
-            for batch in chunked(dict.fromkeys(ids)):
-                result = await conn.execute(
-                    select(papers, categories.label("categories")).where(
-                        papers.c.arxiv_id.in_(batch)
-                    )
-                )
-                for row in result:
-                    found[row.arxiv_id] = _paper(row)
+        # Each batch is one statement on its own (fetch): a paper is whole in any snapshot.
+        for batch in chunked(dict.fromkeys(ids)):
+            rows = await self._db.fetch(
+                select(papers, categories.label("categories")).where(papers.c.arxiv_id.in_(batch))
+            )
+            for row in rows:
+                found[row.arxiv_id] = _paper(row)
         return found
 
     async def known_ids(self, ids: Iterable[str]) -> set[str]:
@@ -392,9 +390,8 @@ class PaperRepository:
             stmt, params = _PG_SEARCH, {"query": tsquery_text(user_text)}
         if None in params.values():
             return []
-        async with self._db.read() as conn:
-            result = await conn.execute(stmt, {**params, "pool": SEARCH_POOL, "limit": limit})
-            return [_paper(row) for row in result]
+        rows = await self._db.fetch(stmt, {**params, "pool": SEARCH_POOL, "limit": limit})
+        return [_paper(row) for row in rows]
 
     async def autocomplete(self, user_text: str, limit: int = 25) -> list[tuple[str, str]]:
         """``(arxiv_id, title)`` suggestions for text being typed, newest papers first.
@@ -431,8 +428,7 @@ class PaperRepository:
             # such as co:* (the lists of thousands of words).
             complete, last = typed_terms(user_text)
             params["anchor"] = tsquery_words(complete) if complete and last else None
-        async with self._db.read() as conn:
-            return [(arxiv_id, title) for arxiv_id, title in await conn.execute(stmt, params)]
+        return [(arxiv_id, title) for arxiv_id, title in await self._db.fetch(stmt, params)]
 
 
 def _successor(prefix: str) -> str:
