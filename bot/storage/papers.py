@@ -428,7 +428,7 @@ class PaperRepository:
             # such as co:* (the lists of thousands of words).
             complete, last = typed_terms(user_text)
             params["anchor"] = tsquery_words(complete) if complete and last else None
-        return [(arxiv_id, title) for arxiv_id, title in await self._db.fetch(stmt, params)]
+        return [(row.arxiv_id, row.title) for row in await self._db.fetch(stmt, params)]
 
 
 def _successor(prefix: str) -> str:
