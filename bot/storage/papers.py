@@ -156,12 +156,14 @@ _PG_SEARCH = text(
     ORDER BY hits.tier, hits.score DESC, hits.id DESC
     """  # noqa: S608 - constants only; the user's words are bound parameters
 ).columns(*papers.c, column("categories"))
+# Autocomplete (migration 0010): hotpapers_suggestions walks the newest papers, then reads one
+# band of the index, asked for the whole words (anchor) rather than a short prefix.
 _PG_AUTOCOMPLETE = text(
     """
     SELECT p.arxiv_id, p.title
-    FROM hotpapers_newest_matches(
-        to_tsquery('simple', :query), true, CAST(:limit AS integer),
-        to_tsquery('simple', CAST(:anchor AS text))
+    FROM hotpapers_suggestions(
+        to_tsquery('simple', :query), to_tsquery('simple', CAST(:anchor AS text)),
+        to_tsquery('simple', CAST(:prefix AS text)), CAST(:limit AS integer)
     ) AS m
     JOIN papers AS p ON p.id = m.id
     ORDER BY m.id DESC
@@ -423,11 +425,18 @@ class PaperRepository:
             query = tsquery_text(user_text, prefix=True)
             if query is None:
                 return []
-            stmt, params = _PG_AUTOCOMPLETE, {"query": query, "limit": limit}
             # The whole words alone, which the index may be asked for instead of a short prefix
             # such as co:* (the lists of thousands of words).
             complete, last = typed_terms(user_text)
-            params["anchor"] = tsquery_words(complete) if complete and last else None
+            stmt, params = (
+                _PG_AUTOCOMPLETE,
+                {
+                    "query": query,
+                    "limit": limit,
+                    "anchor": tsquery_words(complete) if complete and last else None,
+                    "prefix": quote_lexeme(last) + ":*" if last else None,
+                },
+            )
         return [(row.arxiv_id, row.title) for row in await self._db.fetch(stmt, params)]
 
 

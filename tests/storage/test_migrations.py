@@ -495,7 +495,8 @@ async def test_0007_indexes_the_papers_already_stored_and_keeps_them_both_ways(
         repo = PaperRepository(db)
         assert [p.arxiv_id for p in await repo.search("schrodinger perez")] == ["2503.00001"]
         assert [p.arxiv_id for p in await repo.search("boxes")] == ["2503.00001"]
-        assert await repo.autocomplete("über schr") == [("2503.00001", "Über Schrödinger")]
+        if db.is_sqlite:  # PostgreSQL's autocomplete needs 0010's function
+            assert await repo.autocomplete("über schr") == [("2503.00001", "Über Schrödinger")]
 
         await db.downgrade("0006")
         assert await papers_stored() == 1
@@ -560,8 +561,9 @@ async def test_0008_rebuilds_the_prefix_index_and_adds_the_banded_search_both_wa
 
         await db.upgrade("0008")
         repo = PaperRepository(db)
-        for typed in ("transf", "transform", "translat", "transformers", "every"):
-            assert [a for a, _ in await repo.autocomplete(typed)] == ["2503.00001"], typed
+        if db.is_sqlite:  # PostgreSQL's autocomplete needs 0010's function (its own test)
+            for typed in ("transf", "transform", "translat", "transformers", "every"):
+                assert [a for a, _ in await repo.autocomplete(typed)] == ["2503.00001"], typed
         assert [p.arxiv_id for p in await repo.search("boxes transformers")] == ["2503.00001"]
         after = await schema_facts()
         if db.is_sqlite:
@@ -578,6 +580,63 @@ async def test_0008_rebuilds_the_prefix_index_and_adds_the_banded_search_both_wa
         assert await schema_facts() == before
         async with db.read() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM papers"))).scalar_one() == 1
+        await db.upgrade()
+        await db.check_schema()
+        assert [a for a, _ in await PaperRepository(db).autocomplete("transfo")] == ["2503.00001"]
+
+
+async def test_0010_adds_the_bounded_suggestions_and_title_statistics_both_ways(
+    database_url: str,
+) -> None:
+    """PostgreSQL: 0010 adds hotpapers_suggestions, raises the title vector's statistics target
+    and keeps the search's results; the downgrade drops the function and resets the target
+    (SQLite: nothing changes). Papers stored before are suggested after."""
+
+    async def schema_facts() -> dict[str, object]:
+        async with db.read() as conn:
+            if db.is_sqlite:
+                return {"tables": await conn.run_sync(lambda c: inspect(c).get_table_names())}
+            functions = await conn.execute(
+                text("SELECT proname FROM pg_proc WHERE proname LIKE 'hotpapers_%'")
+            )
+            target = await conn.scalar(
+                text(
+                    "SELECT attstattarget FROM pg_attribute "
+                    "WHERE attrelid = 'papers'::regclass AND attname = 'title_vector'"
+                )
+            )
+            return {"functions": set(functions.scalars()), "target": target}
+
+    async with Database.connect(database_url, migrate=False) as db:
+        await db.upgrade("0009")
+        async with db.write() as conn:
+            await conn.execute(
+                stamped(
+                    "INSERT INTO papers (arxiv_id, title, abstract, authors, primary_category, "
+                    "published, updated, fetched_at) VALUES ('2503.00001', 'Transformers "
+                    "everywhere', 'Cats in boxes.', '[\"Ana Translator\"]', 'cs.LG', :at, :at, "
+                    ":at)",
+                    "at",
+                ),
+                {"at": AT},
+            )
+        before = await schema_facts()
+        await db.upgrade("0010")
+        after = await schema_facts()
+        repo = PaperRepository(db)
+        for typed in ("tr", "transf", "translat", "transformers every", "every", "ana tr"):
+            assert [a for a, _ in await repo.autocomplete(typed)] == ["2503.00001"], typed
+        assert await repo.autocomplete("transformers nowhere") == []
+        assert [p.arxiv_id for p in await repo.search("boxes transformers")] == ["2503.00001"]
+        if db.is_sqlite:
+            assert after == before
+        else:
+            assert after["functions"] == {*before["functions"], "hotpapers_suggestions"}
+            assert after["target"] == 1000
+            assert before["target"] in (-1, None)  # the default (NULL from PostgreSQL 17)
+
+        await db.downgrade("0009")
+        assert await schema_facts() == before
         await db.upgrade()
         await db.check_schema()
         assert [a for a, _ in await PaperRepository(db).autocomplete("transfo")] == ["2503.00001"]

@@ -689,6 +689,46 @@ async def test_newest_matches_by_every_path(
 
 
 @pytest.mark.postgresql_only
+@pytest.mark.parametrize("wanted", [1, 3, 25, 80])
+async def test_suggestions_by_every_path(
+    scale_repo: PaperRepository, db: Database, wanted: int
+) -> None:
+    """hotpapers_suggestions (0010) gives exactly the newest matches of the titles whichever
+    plan its estimates choose (the GIN index for the query or its whole words, the walk of
+    the newest papers, a band): its bounded walk covers every paper of a table this small."""
+    corpus = scale_corpus()
+    cases = [
+        ("'model'", None, None),
+        ("'omicron'", None, None),
+        ("'data' & 'graph'", None, None),
+        ("'m':*", None, "'m':*"),
+        ("'zeta':*", None, "'zeta':*"),
+        ("'st':*", None, "'st':*"),
+        ("'model' & 'da':*", "'model'", "'da':*"),
+        ("'omicron' & 'st':*", "'omicron'", "'st':*"),
+        ("'zeta' & 'omicron' & 'k':*", "'zeta' & 'omicron'", "'k':*"),
+        ("'quantum' & 'zz':*", "'quantum'", "'zz':*"),
+    ]
+    for query, anchor, prefix in cases:
+        words = {w.strip("'").split("'")[0] for w in query.split(" & ")}
+        prefixes = {w for w in words if query.count(f"'{w}':*")}
+        expected = [
+            n
+            for n, paper in reversed(list(enumerate(corpus, start=1)))
+            if holds(paper, words, prefixes, titles=True)
+        ][:wanted]
+        rows = await db.fetch(
+            text(
+                "SELECT id FROM hotpapers_suggestions(CAST(:q AS tsquery), "
+                "CAST(:anchor AS tsquery), CAST(:prefix AS tsquery), CAST(:wanted AS integer)) "
+                "ORDER BY id DESC"
+            ),
+            {"q": query, "anchor": anchor, "prefix": prefix, "wanted": wanted},
+        )
+        assert [row.id for row in rows] == expected, query
+
+
+@pytest.mark.postgresql_only
 async def test_stale_statistics_that_count_more_matches_than_papers(
     repo: PaperRepository, db: Database
 ) -> None:

@@ -1,0 +1,232 @@
+"""Autocomplete on PostgreSQL in bounded work; the abstract tier without a second test of each
+abstract's vector.
+
+PostgreSQL only (SQLite's FTS5 reads its prefix indexes newest first and stops after 25: it has
+neither problem). bot.storage.papers has the queries.
+
+``hotpapers_suggestions(query, anchor, prefix, wanted)``: the newest ``wanted`` papers whose
+title vector matches ``query``, the words typed with the last as a prefix (``prefix`` alone,
+``anchor`` the whole words before it). 0008's banded search served it at a p99 of 10-15 ms, up
+to 50: a GIN index merges the lists of every word a short prefix starts (``po:*``: 30,000
+entries, 23 ms), a common whole word is a long list whatever the band (``learning``: 70,000,
+20 ms), and bands sized from the planner's estimates read the index again for each band. Here
+each step is priced from the planner's estimates of the query, the prefix and the whole words
+(µs constants below, measured at a million papers), within a budget of work:
+
+1. a rare query: the GIN index for the whole query, or for the whole words with each of their
+   papers tested for the prefix, the cheaper, when it fits the budget (exact);
+2. else the newest ``SAMPLE`` papers, one by one: enough for a common query (exact);
+3. else the band below them that should hold the rest at the density the sample showed, read
+   the cheapest way: walked, or through the GIN and BRIN indexes for the query or its whole
+   words (exact); when each costs more than the budget, only ``WALK_LIMIT`` more papers are
+   walked, and the suggestions are the newest matches among those.
+
+So autocomplete does a bounded amount of work on each keystroke: a query that is rare among
+the newest papers yet made of common words and a short prefix (``learning flo``) may get fewer
+than ``wanted`` suggestions, always the newest matches, and a table of up to ``SAMPLE +
+WALK_LIMIT`` papers always gets all. A letter or a space later the query is narrower and takes
+step 1. ``/paper`` itself (the search) is never bounded this way.
+
+The title vector's statistics target goes to 1000: the planner then keeps the frequencies of
+10,000 title words, not 1,000, and estimates a prefix such as ``lomo:*`` within a factor of two
+(10,342 papers: 7,034, where it said 750).
+
+``hotpapers_newest_matches`` (the search's tiers) tested each match's vector twice: once as the
+index condition, once more through ``ts_match_vq``, needed only when the index was asked for
+the anchor rather than the query. For abstracts that second test unpacked each vector from
+TOAST (2.5 kB); it is now made only when it decides something.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+SUGGESTIONS_SIGNATURE = "hotpapers_suggestions(tsquery, tsquery, tsquery, integer)"
+# Costs in µs, from bench/bench_search.py at a million papers (2 cores): a paper tested while
+# walking the primary key backwards; a paper the GIN index found (a heap visit, rows of 1.3 kB);
+# an entry of the lists the index merges for a prefix, or of a whole word's list.
+WALK_COST = 0.8
+HEAP_COST = 5.0
+MERGE_COST = 1.0
+LIST_COST = 0.1
+BUDGET = 3000  # µs of work; beyond, a bounded walk
+SAMPLE = 1000  # the newest papers, walked first: about 0.8 ms
+WALK_LIMIT = 2500  # papers walked after the sample, at most: about 2 ms
+# The title vector's statistics target: the planner then keeps the frequencies of 10,000 title
+# words (at the default 100: 1,000), and estimates a prefix such as lomo:* within a factor of
+# two (10,342 papers: 7,034, where it said 750). ANALYZE samples 300,000 papers (3 s at 1M).
+TITLE_STATISTICS = 1000
+
+SUGGESTIONS = f"""
+CREATE FUNCTION hotpapers_suggestions(
+    query tsquery, anchor tsquery, prefix tsquery, wanted integer
+)
+RETURNS TABLE (id integer)
+LANGUAGE plpgsql VOLATILE ROWS 25
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+SET max_parallel_workers_per_gather = 0
+SET enable_seqscan = off
+SET enable_indexscan = on
+SET enable_bitmapscan = off
+AS $fn$
+DECLARE
+    newest integer;
+    walked integer;
+    found integer;
+    density double precision;
+    band double precision;
+    matches double precision;
+    prefixed double precision := 0;
+    anchored double precision := 'Infinity';
+    cost_query double precision;
+    cost_anchor double precision;
+    cost_walk double precision;
+    upper_id integer;
+    lower_id integer;
+    ids integer[];
+BEGIN
+    IF wanted <= 0 OR query IS NULL OR numnode(query) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT max(p.id) INTO newest FROM papers AS p;
+    IF newest IS NULL THEN
+        RETURN;
+    END IF;
+    matches := hotpapers_estimate(query, true);
+    IF prefix IS NOT NULL AND numnode(prefix) > 0 THEN
+        prefixed := hotpapers_estimate(prefix, true);
+    END IF;
+    IF anchor IS NOT NULL AND numnode(anchor) > 0 THEN
+        anchored := hotpapers_estimate(anchor, true);
+    END IF;
+    -- 1. A rare query: the GIN index, for the whole query or for its whole words (each of
+    -- their papers then tested for the prefix), whichever costs less, if either is cheap.
+    cost_query := {MERGE_COST} * prefixed + {HEAP_COST} * matches;
+    cost_anchor := ({HEAP_COST} + {LIST_COST}) * anchored;
+    IF least(cost_query, cost_anchor) <= {BUDGET} THEN
+        PERFORM set_config('enable_indexscan', 'off', true);
+        PERFORM set_config('enable_bitmapscan', 'on', true);
+        RETURN QUERY
+            SELECT p.id FROM papers AS p
+            WHERE CASE WHEN cost_query <= cost_anchor THEN p.title_vector @@ query
+                       ELSE p.title_vector @@ anchor AND ts_match_vq(p.title_vector, query) END
+            ORDER BY p.id DESC LIMIT wanted;
+        RETURN;
+    END IF;
+    -- 2. The newest papers, one by one (the primary key backwards): a common query is done.
+    walked := least({SAMPLE}, newest);
+    SELECT coalesce(array_agg(w.id), '{{}}') INTO ids FROM (
+        SELECT p.id FROM papers AS p
+        WHERE p.id > newest - walked AND ts_match_vq(p.title_vector, query)
+        ORDER BY p.id DESC LIMIT wanted
+    ) AS w;
+    found := cardinality(ids);
+    RETURN QUERY SELECT unnest(ids);
+    IF found >= wanted OR walked >= newest THEN
+        RETURN;
+    END IF;
+    -- 3. The band below that holds the rest, by the density the sample showed (or, with none
+    -- in it, the planner's estimate if lower), read the cheapest way: walked, or through the
+    -- GIN index for the whole query or its whole words (with the BRIN index on id). When
+    -- each would cost more than the budget, the walk goes on for WALK_LIMIT papers only.
+    upper_id := newest - walked;
+    density := CASE WHEN found > 0 THEN found::double precision / walked
+                    ELSE least(matches / newest, 1.0 / walked) END;
+    band := least(1.5 * (wanted - found) / density, upper_id);
+    lower_id := greatest(upper_id - band::bigint, 0);
+    cost_walk := {WALK_COST} * band;
+    cost_query := {MERGE_COST} * prefixed + {HEAP_COST} * 1.5 * (wanted - found);
+    cost_anchor := {LIST_COST} * anchored + {HEAP_COST} * anchored * band / newest;
+    IF least(cost_query, cost_anchor) < least(cost_walk, {BUDGET}) THEN
+        PERFORM set_config('enable_indexscan', 'off', true);
+        PERFORM set_config('enable_bitmapscan', 'on', true);
+        -- Down to the oldest paper the id is no condition for an index: the BRIN index
+        -- would add every page of the table to read.
+        RETURN QUERY
+            SELECT p.id FROM papers AS p
+            WHERE CASE WHEN cost_query <= cost_anchor THEN p.title_vector @@ query
+                       ELSE p.title_vector @@ anchor AND ts_match_vq(p.title_vector, query) END
+              AND p.id + 0 <= upper_id
+              AND CASE WHEN lower_id > 0 THEN p.id > lower_id ELSE true END
+            ORDER BY p.id DESC LIMIT wanted - found;
+    ELSE
+        RETURN QUERY
+            SELECT p.id FROM papers AS p
+            WHERE p.id > upper_id - least(band, {WALK_LIMIT})::integer AND p.id <= upper_id
+              AND ts_match_vq(p.title_vector, query)
+            ORDER BY p.id DESC LIMIT wanted - found;
+    END IF;
+END
+$fn$
+"""  # noqa: S608 - constants only
+
+# 0008's function with the second test made only with an anchor (a constant in the custom plan:
+# the planner drops the OR when there is none).
+_SECOND_TEST = {
+    "title": (
+        "                  AND ts_match_vq(p.title_vector, query)\n",
+        "                  AND (NOT use_anchor OR ts_match_vq(p.title_vector, query))\n",
+    ),
+    "search": (
+        "                  AND ts_match_vq(p.search_vector, query)\n",
+        "                  AND (NOT use_anchor OR ts_match_vq(p.search_vector, query))\n",
+    ),
+}
+NEWEST_MATCHES_SIGNATURE = "hotpapers_newest_matches(tsquery, boolean, integer, tsquery, integer[])"
+
+
+def _revision(name: str) -> ModuleType:
+    """An earlier revision's module (for its SQL), loaded from the file beside this one."""
+    path = next(Path(__file__).parent.glob(f"{name}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"_hotpapers_revision_{name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def newest_matches() -> str:
+    """0010's ``hotpapers_newest_matches``: 0008's, each vector tested once."""
+    sql: str = _revision("0008").NEWEST_MATCHES
+    for before, after in _SECOND_TEST.values():
+        assert sql.count(before) == 1, before
+        sql = sql.replace(before, after)
+    return sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
+def _is_sqlite() -> bool:
+    return op.get_context().dialect.name == "sqlite"
+
+
+def upgrade() -> None:
+    if _is_sqlite():
+        return
+    op.execute(newest_matches())
+    op.execute(SUGGESTIONS)
+    op.execute(f"ALTER TABLE papers ALTER COLUMN title_vector SET STATISTICS {TITLE_STATISTICS}")
+    op.execute("ANALYZE papers (title_vector)")
+
+
+def downgrade() -> None:
+    if _is_sqlite():
+        return
+    op.execute(f"DROP FUNCTION IF EXISTS {SUGGESTIONS_SIGNATURE}")
+    op.execute("ALTER TABLE papers ALTER COLUMN title_vector SET STATISTICS -1")
+    op.execute(
+        _revision("0008").NEWEST_MATCHES.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    )
