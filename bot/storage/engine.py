@@ -35,6 +35,7 @@ MIGRATION_LOCK_KEY = 0x686F7470
 BUSY_TIMEOUT_MS = 5000
 # fetch()'s pool (PostgreSQL): searches are short and a process runs few at once.
 READER_POOL_SIZE = 3
+READER_POOL_OVERFLOW = 2  # so at most 5 more connections a process
 READER_SERVER_SETTINGS = {
     "default_transaction_read_only": "on",
     "application_name": "hotpapers reader",  # as pg_stat_activity shows it
@@ -139,6 +140,7 @@ class Database:
                     hide_parameters=not echo,
                     isolation_level="AUTOCOMMIT",
                     pool_size=READER_POOL_SIZE,
+                    max_overflow=READER_POOL_OVERFLOW,
                     connect_args={"server_settings": READER_SERVER_SETTINGS},
                 )
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
