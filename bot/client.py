@@ -266,7 +266,24 @@ class HotPapersBot(commands.Bot):
         if self._jobs is not None:
             self._jobs.stop_scheduler()
             await self._jobs.drain()
+        self._cancel_ready_wait()
         await super().close()
+
+    def _cancel_ready_wait(self) -> None:
+        """Cancel discord.py's wait for the guilds after READY, if a stop comes during it.
+
+        After READY, discord.py waits for the guilds to arrive (up to ``guild_ready_timeout``,
+        2 s, in ``ConnectionState._delay_ready``), then dispatches ``ready``. ``Client.close``
+        does not cancel that task: a SIGTERM in those seconds left it to dispatch on a closed
+        client, whose loop is gone, and an AttributeError nobody awaited printed a traceback
+        at exit (seen in CI). The task handles its own cancellation.
+        """
+        state = self._connection
+        waits = [getattr(state, "_ready_task", None)]
+        waits += list(getattr(state, "_ready_tasks", {}).values())  # one per shard, sharded
+        for task in waits:
+            if task is not None and not task.done():
+                task.cancel()
 
 
 class ShardedHotPapersBot(commands.AutoShardedBot, HotPapersBot):

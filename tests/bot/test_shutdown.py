@@ -131,3 +131,15 @@ async def test_closing_the_bot_stops_an_ingestion_before_resources_close(botworl
     stopped = [r for r in caplog.records if r.getMessage() == "ingestion stopped for shutdown"]
     assert [r.levelno for r in stopped] == [logging.INFO]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_closing_during_discords_wait_for_the_guilds_cancels_that_wait(botworld):
+    """A stop within discord.py's wait for the guilds after READY (up to 2 s, then it
+    dispatches `ready`): the wait is cancelled before the client closes, not left to dispatch
+    on a closed client (a traceback at exit, seen from a real process in CI)."""
+    state = botworld.bot._connection
+    waiting = asyncio.create_task(asyncio.sleep(60))  # stands for ConnectionState._delay_ready
+    state._ready_task = waiting
+    await asyncio.wait_for(botworld.harness.stop_client(botworld.bot), 10)
+    await asyncio.sleep(0)
+    assert waiting.cancelled()
