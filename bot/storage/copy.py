@@ -79,7 +79,7 @@ from bot.core.errors import DatabaseInUseError, StorageError, UserFacingError
 from bot.storage.engine import Database, alembic_config, head_revision
 from bot.storage.engine import open as open_database
 from bot.storage.lock import run_lock, sqlite_file
-from bot.storage.tables import metadata
+from bot.storage.tables import PAPER_TITLE_WORDS, metadata
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,8 @@ class _Schema:
     tables: frozenset[str]
     columns: dict[str, frozenset[str]]  # of this code's tables, as the database has them
     generated: dict[str, frozenset[str]]  # computed columns of this code's tables
-    search_tables: frozenset[str]  # SQLite virtual tables (FTS) and their shadow tables
+    # SQLite's virtual tables (FTS) and their shadow tables; PostgreSQL's title word index
+    search_tables: frozenset[str]
     fts5: tuple[str, ...]  # the FTS5 indexes, to check after the copy
 
     def derived(self) -> list[str]:
@@ -234,6 +235,8 @@ class _Schema:
             for table, columns in sorted(self.generated.items())
             for column in sorted(columns)
         ]
+        if PAPER_TITLE_WORDS in self.search_tables:
+            described.append(f"{PAPER_TITLE_WORDS} (word index)")
         return described
 
     def unknown(self) -> list[str]:
@@ -259,6 +262,9 @@ def _inspect(conn: Connection) -> _Schema:
             search.update(t for t in tables if t.startswith(f"{name}_"))
             if "fts5" in sql.lower():
                 fts5.append(name)
+    elif PAPER_TITLE_WORDS in tables:
+        # PostgreSQL's title word index (migration 0011), filled by triggers on papers.
+        search.add(PAPER_TITLE_WORDS)
     columns: dict[str, frozenset[str]] = {}
     generated: dict[str, frozenset[str]] = {}
     for table in metadata.sorted_tables:

@@ -23,7 +23,14 @@ from bot.storage.dialect import utcnow
 from bot.storage.engine import Database
 from bot.storage.engine import open as open_database
 from bot.storage.lock import sqlite_file
-from bot.storage.tables import PAPERS_FTS, PAPERS_TITLE_FTS, mentions, metadata, papers
+from bot.storage.tables import (
+    PAPER_TITLE_WORDS,
+    PAPERS_FTS,
+    PAPERS_TITLE_FTS,
+    mentions,
+    metadata,
+    papers,
+)
 
 WINDOWS = (7, 30)  # days over which growth is measured
 # The timestamp that says when a table's row was written, and what counting by it means.
@@ -398,4 +405,13 @@ async def _postgres_sizes(conn: AsyncConnection, tables: list[Table]) -> _Sizes:
         ).scalar_one()
         if size is not None:
             per_table[table.name] = int(size)
+    # The title word index (migration 0011) counts as the papers' bytes, as the FTS5 tables do
+    # on SQLite: each paper stored adds to it.
+    words = (
+        await conn.execute(
+            text("SELECT pg_total_relation_size(to_regclass(:name))"), {"name": PAPER_TITLE_WORDS}
+        )
+    ).scalar_one()
+    if words is not None and "papers" in per_table:
+        per_table["papers"] += int(words)
     return _Sizes(total, per_table)

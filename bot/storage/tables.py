@@ -55,6 +55,10 @@ PAPERS_TITLE_FTS = "papers_title_fts"  # title, authors, with prefix indexes: au
 # a GIN index. Not declared below, because SQLite has no such columns; repositories name them.
 PAPERS_SEARCH_VECTOR = "search_vector"  # title (A), authors (B), abstract (C): search
 PAPERS_TITLE_VECTOR = "title_vector"  # title (A), authors (B): title-tier search, autocomplete
+# PostgreSQL only (migration 0011): each paper's distinct title and author words, (word, paper_id)
+# its primary key, kept by triggers on papers; the search's title tier reads it. Derived data
+# like the vectors, so not declared below either.
+PAPER_TITLE_WORDS = "paper_title_words"
 
 
 def _in(values: tuple[str, ...]) -> str:

@@ -40,6 +40,7 @@ from tests.storage.deployment import (
     stored_text,
 )
 from tests.storage.factories import make_mention, make_paper
+from tests.storage.title_words import title_words
 
 BATCH = 7  # small batches: every table of the deployment takes several
 
@@ -91,6 +92,7 @@ async def test_a_copy_and_its_copy_back_hold_every_row(
     generated = (
         "papers.search_vector (generated column)",
         "papers.title_vector (generated column)",
+        "paper_title_words (word index)",
     )
     to_postgres = make_url(target).get_backend_name() == "postgresql"
     assert report.source_search == fts5
@@ -98,6 +100,8 @@ async def test_a_copy_and_its_copy_back_hold_every_row(
     async with Database.connect(target) as db:
         assert await dump(db) == expected
         assert await db.current_revision() == head_revision()
+        if to_postgres:  # the target's triggers filled its title word index
+            assert await title_words(db) == await title_words(db, from_vectors=True)
     back = sqlite_url(tmp_path / "back.db")
     report = await copy(target, back)
     assert report.ok

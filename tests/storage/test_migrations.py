@@ -21,6 +21,7 @@ from bot.storage.engine import Database, alembic_config, head_revision
 from bot.storage.engine import open as open_database
 from bot.storage.papers import PaperRepository
 from bot.storage.tables import (
+    PAPER_TITLE_WORDS,
     PAPERS_SEARCH_VECTOR,
     PAPERS_TITLE_VECTOR,
     digests,
@@ -29,6 +30,7 @@ from bot.storage.tables import (
     metadata,
 )
 from bot.storage.types import UTCDateTime
+from tests.storage.title_words import title_words
 
 MEMORY = "sqlite+aiosqlite:///:memory:"
 FTS_TABLES = {"papers_fts", "papers_title_fts"}
@@ -38,8 +40,9 @@ END = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
 
 
 def search_tables(db: Database) -> set[str]:
-    """The tables of the search index: FTS5's on SQLite; none on PostgreSQL (columns there)."""
-    return FTS_TABLES if db.is_sqlite else set()
+    """The tables of the search index: FTS5's on SQLite; on PostgreSQL (columns there) the title
+    word index of 0011."""
+    return FTS_TABLES if db.is_sqlite else {PAPER_TITLE_WORDS}
 
 
 def stamped(sql: str, *names: str) -> TextClause:
@@ -97,7 +100,7 @@ async def test_each_revision_up_then_all_the_way_down_and_up_again(database_url:
 async def test_migrated_schema_matches_the_tables_module(db: Database) -> None:
     def include(obj: object, name: str | None, type_: str, reflected: bool, _other: object) -> bool:
         if type_ == "table":
-            return not (name == "alembic_version" or "_fts" in (name or ""))
+            return not (name in {"alembic_version", PAPER_TITLE_WORDS} or "_fts" in (name or ""))
         # PostgreSQL's search vectors and their indexes exist only there (migration 0007), as
         # does the BRIN index on papers.id that its search reads in bands (0008).
         return not (
@@ -635,3 +638,69 @@ async def test_0010_adds_the_bounded_suggestions_and_title_statistics_both_ways(
         await db.upgrade()
         await db.check_schema()
         assert [a for a, _ in await PaperRepository(db).autocomplete("transfo")] == ["2503.00001"]
+
+
+async def test_0011_builds_the_title_word_index_both_ways(database_url: str) -> None:
+    """PostgreSQL: 0011 builds paper_title_words from the papers already stored, with the
+    triggers that keep it, serves the title tier from it and raises the abstracts' statistics
+    target; the downgrade drops them and puts 0010's search back. SQLite: nothing changes."""
+
+    async def schema_facts() -> dict[str, object]:
+        async with db.read() as conn:
+            if db.is_sqlite:
+                return {"tables": await conn.run_sync(lambda c: inspect(c).get_table_names())}
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            triggers = await conn.execute(
+                text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'papers'::regclass")
+            )
+            target = await conn.scalar(
+                text(
+                    "SELECT attstattarget FROM pg_attribute "
+                    "WHERE attrelid = 'papers'::regclass AND attname = 'search_vector'"
+                )
+            )
+            function = await conn.scalar(
+                text("SELECT prosrc FROM pg_proc WHERE proname = 'hotpapers_newest_matches'")
+            )
+            return {
+                "words": PAPER_TITLE_WORDS in tables,
+                "triggers": {t for t in triggers.scalars() if not t.startswith("RI_")},
+                "target": target,
+                "function": function,
+            }
+
+    async with Database.connect(database_url, migrate=False) as db:
+        await db.upgrade("0010")
+        await store_transformers_paper(db)
+        before = await schema_facts()
+        await db.upgrade("0011")
+        after = await schema_facts()
+        repo = PaperRepository(db)
+        for query in ("transformers everywhere", "translator", "boxes transformers", "cats"):
+            assert [p.arxiv_id for p in await repo.search(query)] == ["2503.00001"], query
+        if db.is_sqlite:
+            assert after == before
+        else:
+            assert await title_words(db) == await title_words(db, from_vectors=True)
+            assert {w for w, _ in await title_words(db)} == {
+                "transformers",
+                "everywhere",
+                "ana",
+                "translator",
+            }
+            assert after["words"]
+            assert not before["words"]
+            assert after["triggers"] == {
+                "papers_title_words",
+                "papers_title_words_update",
+                "papers_title_words_truncate",
+            }
+            assert not before["triggers"]
+            assert (before["target"] in (-1, None), after["target"]) == (True, 1000)
+            assert "paper_title_words" in str(after["function"])
+
+        await db.downgrade("0010")
+        assert await schema_facts() == before
+        assert [p.arxiv_id for p in await repo.search("transformers")] == ["2503.00001"]
+        await db.upgrade()
+        await db.check_schema()

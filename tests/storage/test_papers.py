@@ -26,6 +26,7 @@ from bot.storage.papers import (
 )
 from bot.storage.tables import papers
 from tests.storage.factories import T0, make_paper
+from tests.storage.title_words import title_words
 
 UTC = dt.UTC
 
@@ -645,9 +646,10 @@ def holds(paper: Paper, words: set[str], prefixes: set[str], *, titles: bool) ->
 async def test_newest_matches_by_every_path(
     scale_repo: PaperRepository, db: Database, wanted: int
 ) -> None:
-    """hotpapers_newest_matches (0008) gives exactly the newest matches whichever way it reads
-    them: a walk back, GIN bitmaps in BRIN bands, the rest of the table; with and without an
-    anchor, over titles and over whole papers, minus the excluded ids."""
+    """hotpapers_newest_matches (0008, 0011) gives exactly the newest matches whichever way it
+    reads them: a walk back, GIN bitmaps in BRIN bands, the rest of the table, the title word
+    index (a short list looked up in the others, two long ones merged); with and without an
+    anchor, over titles and over whole papers, minus the excluded ids, newest first."""
     corpus = scale_corpus()
     excluded = [SCALE_PAPERS - 1, SCALE_PAPERS - 7]
     cases = [
@@ -655,6 +657,12 @@ async def test_newest_matches_by_every_path(
         ("'sparse'", None),
         ("'omicron'", None),
         ("'data' & 'graph'", None),
+        # The title tier's word index (0011): two long lists merged, with a third looked up;
+        # a long list and a short one; four words, few matches (the GIN index then).
+        ("'model' & 'data'", None),
+        ("'model' & 'data' & 'ana'", None),
+        ("'study' & 'sparse'", None),
+        ("'study' & 'model' & 'data' & 'kernel'", None),
         ("'zeta':*", None),
         ("'st':*", None),
         ("'model' & 'da':*", "'model'"),
@@ -747,3 +755,48 @@ async def test_stale_statistics_that_count_more_matches_than_papers(
         assert [p.arxiv_id for p in await repo.search(query)] == ["2504.00001"], query
     for typed in ("and", "graph mod", "gra"):
         assert [arxiv_id for arxiv_id, _ in await repo.autocomplete(typed)] == ["2504.00001"]
+
+
+@pytest.mark.postgresql_only
+async def test_the_title_word_index_follows_every_change_to_papers(
+    repo: PaperRepository, db: Database
+) -> None:
+    """paper_title_words (0011) holds exactly the words of each paper's title vector through
+    inserts, upserts that change the title or the authors or change nothing, deletions and
+    TRUNCATE; the title tier finds papers by it at each step."""
+
+    async def words_of(arxiv_id: str) -> set[str]:
+        async with db.read() as conn:
+            paper_id = await conn.scalar(
+                text("SELECT id FROM papers WHERE arxiv_id = :a"), {"a": arxiv_id}
+            )
+        return {w for w, p in await title_words(db) if p == paper_id}
+
+    async def found(query: str) -> list[str]:
+        return [p.arxiv_id for p in await repo.search(query)]
+
+    first = make_paper("2503.00001", title="Graph neural networks", authors=("Ana Zeta",))
+    second = make_paper("2503.00002", title="Kernel methods", authors=("Bo Li",))
+    await repo.upsert([first, second], T0)
+    assert await title_words(db) == await title_words(db, from_vectors=True)
+    assert await words_of("2503.00001") == {"graph", "neural", "networks", "ana", "zeta"}
+    assert await found("neural networks") == ["2503.00001"]
+
+    renamed = make_paper("2503.00001", title="Graph transformers", authors=("Cy Müller",))
+    await repo.upsert([renamed, second], T0)  # one changed, one fetched again as it was
+    assert await title_words(db) == await title_words(db, from_vectors=True)
+    assert await words_of("2503.00001") == {"graph", "transformers", "cy", "muller"}
+    assert await found("neural networks") == []
+    assert await found("graph muller") == ["2503.00001"]
+
+    async with db.write() as conn:
+        await conn.execute(text("DELETE FROM papers WHERE arxiv_id = '2503.00002'"))
+    assert await title_words(db) == await title_words(db, from_vectors=True)
+    assert await found("kernel methods") == []
+
+    async with db.write() as conn:
+        await conn.execute(text("TRUNCATE papers CASCADE"))
+    assert await title_words(db) == []
+    await repo.upsert([second], T0)
+    assert await title_words(db) == await title_words(db, from_vectors=True)
+    assert await found("kernel methods") == ["2503.00002"]
