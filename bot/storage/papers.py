@@ -128,10 +128,11 @@ _SQLITE_AUTOCOMPLETE = text(
 # in one statement. hotpapers_newest_matches finds the newest matches band by band (a GIN index
 # alone returns every match unordered: a common word's hundred thousand papers read from the
 # heap); the title tier of whole words reads the title word index (paper_title_words, each
-# word's papers in order) instead. Over titles it scores each match by cover density: ts_rank_cd with the authors (B) weighted
-# AUTHOR_WEIGHT against the title (A), divided by 1 + log(length) (normalization 1) so that a
-# long title does not win by length alone. The abstract tier asks only for what the title tier
-# left, and gets 0 (returns at once) when it filled the page.
+# word's papers in order) instead. Over titles it scores each match by cover density:
+# ts_rank_cd with the authors (B) weighted AUTHOR_WEIGHT against the title (A), divided by
+# 1 + log(length) (normalization 1) so that a long title does not win by length alone. The
+# abstract tier asks only for what the title tier left, and gets 0 (returns at once) when it
+# filled the page.
 _PG_SEARCH = text(
     f"""
     WITH q AS MATERIALIZED (SELECT to_tsquery('simple', :query) AS query),

@@ -662,7 +662,11 @@ async def test_0011_builds_the_title_word_index_both_ways(database_url: str) -> 
             function = await conn.scalar(
                 text("SELECT prosrc FROM pg_proc WHERE proname = 'hotpapers_newest_matches'")
             )
+            functions = await conn.execute(
+                text("SELECT proname FROM pg_proc WHERE proname LIKE 'hotpapers_%'")
+            )
             return {
+                "functions": set(functions.scalars()),
                 "words": PAPER_TITLE_WORDS in tables,
                 "triggers": {t for t in triggers.scalars() if not t.startswith("RI_")},
                 "target": target,
@@ -678,6 +682,9 @@ async def test_0011_builds_the_title_word_index_both_ways(database_url: str) -> 
         repo = PaperRepository(db)
         for query in ("transformers everywhere", "translator", "boxes transformers", "cats"):
             assert [p.arxiv_id for p in await repo.search(query)] == ["2503.00001"], query
+        for typed in ("tr", "transformers ev", "transformers everywhere ", "ana tr", "every"):
+            assert [a for a, _ in await repo.autocomplete(typed)] == ["2503.00001"], typed
+        assert await repo.autocomplete("transformers nowhere") == []
         if db.is_sqlite:
             assert after == before
         else:
@@ -698,6 +705,11 @@ async def test_0011_builds_the_title_word_index_both_ways(database_url: str) -> 
             assert not before["triggers"]
             assert (before["target"] in (-1, None), after["target"]) == (True, 1000)
             assert "paper_title_words" in str(after["function"])
+            assert after["functions"] == {
+                *before["functions"],
+                "hotpapers_title_words_sync",
+                "hotpapers_suggestions_banded",
+            }
 
         await db.downgrade("0010")
         assert await schema_facts() == before

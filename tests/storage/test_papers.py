@@ -800,3 +800,57 @@ async def test_the_title_word_index_follows_every_change_to_papers(
     await repo.upsert([second], T0)
     assert await title_words(db) == await title_words(db, from_vectors=True)
     assert await found("kernel methods") == ["2503.00002"]
+
+
+@pytest.mark.postgresql_only
+async def test_suggestions_after_a_long_word_list_without_them(
+    repo: PaperRepository, db: Database
+) -> None:
+    """hotpapers_suggestions (0011): a common prefix after a word with a long list is looked for
+    in that list's newest papers first; when none of them has it, the banded plan gives the
+    rest, below the last paper looked at: exactly the newest matches still."""
+    older = [
+        make_paper(f"2501.{n:05d}", title=f"Study of kappa {n}", authors=("Bo Li",))
+        for n in range(1, 41)
+    ]
+    common = [
+        make_paper(f"2502.{n:05d}", title=f"Kaon and kappa decays {n}", authors=("Cy Graph",))
+        for n in range(1, 1201)
+    ]
+    newer = [
+        make_paper(f"2503.{n:05d}", title=f"Study of graphs {n}", authors=("Di Kernel",))
+        for n in range(1, 701)
+    ]
+    for batch in (older, common, newer):  # ids in this order: the studies of kappa are oldest
+        await repo.upsert(batch, T0)
+    async with db.write() as conn:  # the estimates say that ka:* is common
+        await conn.execute(text("ANALYZE papers"))
+    suggested = [arxiv_id for arxiv_id, _ in await repo.autocomplete("study ka")]
+    assert suggested == [p.arxiv_id for p in reversed(older)][:25]
+
+
+@pytest.mark.postgresql_only
+async def test_suggestions_of_a_rare_prefix_from_the_words_it_starts(
+    repo: PaperRepository, db: Database
+) -> None:
+    """hotpapers_suggestions (0011): a prefix that the newest papers hardly have is served by the
+    words it starts (a loose scan of the word index), each one's newest papers; a prefix that
+    starts more words than that scan takes goes to the banded plan. Exact either way."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    few = [f"alm{a}{b}" for a in letters[:4] for b in letters[:5]]  # 20 words
+    many = [f"xq{a}{b}" for a in letters for b in letters[:10]]  # 260 words
+    older = [
+        make_paper(f"2501.{n:05d}", title=f"Notes on {few[n % 20]} and {many[n % 260]}")
+        for n in range(1, 601)
+    ]
+    newer = [make_paper(f"2502.{n:05d}", title=f"Graph study {n}") for n in range(1, 501)]
+    for batch in (older, newer):
+        await repo.upsert(batch, T0)
+    expected = [p.arxiv_id for p in reversed(older)][:25]
+    for typed in ("alm", "almb", "xq", "xqc"):
+        suggested = [arxiv_id for arxiv_id, _ in await repo.autocomplete(typed)]
+        wanted = [
+            p.arxiv_id for p in reversed(older) if any(w.startswith(typed) for w in tokens(p.title))
+        ][:25]
+        assert suggested == wanted, typed
+    assert [a for a, _ in await repo.autocomplete("alm")] == expected

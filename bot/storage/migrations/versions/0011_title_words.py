@@ -216,6 +216,144 @@ _ESTIMATED = (
     "        -- Statistics",
 )
 
+# Autocomplete (hotpapers_suggestions, same arguments as 0010's): the typed words, the last one a
+# prefix. 0010's banded plan stays, as hotpapers_suggestions_banded; in front of it:
+# - no prefix (the last word was complete, or too short to count): the title tier's search
+#   through the word index, hotpapers_newest_matches;
+# - one whole word and a prefix common enough that its papers should soon have one (the
+#   planner's estimate says how many papers do: `speech ti`, `image lo`): the word's list from
+#   the word index, newest first, each paper checked against the query, at most CHECK_LIMIT of
+#   them; the banded plan for the rest, below the last paper checked. With two whole words and
+#   more, their intersection may be rare among either's papers (`vision algorithm fo`): banded.
+# Its papers checked one by one (about 4 µs each), a list should give the suggestions wanted in
+# at most this many papers, at the prefix's density, for this way to be taken.
+CHECK_LIMIT = 600
+CHECKS_EXPECTED = 300
+# - a prefix alone: the newest SAMPLE papers are walked; when at most SPARSE_SAMPLE of them
+#   have it (`almo`, `pedi`), the words it starts (up to PREFIX_WORDS, found one B-tree descent
+#   each: a loose index scan) and the newest papers of each give the suggestions. A common
+#   prefix (`co`) is for the banded plan, whose walk of the newest papers serves it at once.
+SAMPLE = 300
+SPARSE_SAMPLE = 2
+PREFIX_WORDS = 200
+BANDED = "hotpapers_suggestions_banded"
+SUGGESTIONS = f"""
+CREATE OR REPLACE FUNCTION hotpapers_suggestions(
+    query tsquery, anchor tsquery, prefix tsquery, wanted integer
+)
+RETURNS TABLE (id integer)
+LANGUAGE plpgsql VOLATILE ROWS 25
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+SET max_parallel_workers_per_gather = 0
+SET enable_seqscan = off
+SET enable_indexscan = on
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $fn$
+DECLARE
+    newest integer;
+    shortest text;
+    stem text;
+    started text[];
+    prefixed double precision;
+    listed integer[];
+    found integer := 0;
+BEGIN
+    IF wanted <= 0 OR query IS NULL OR numnode(query) = 0 THEN
+        RETURN;
+    END IF;
+    IF (prefix IS NULL OR numnode(prefix) = 0) AND query::text !~ ':[*]' THEN
+        RETURN QUERY SELECT m.id FROM hotpapers_newest_matches(query, true, wanted) AS m;
+        RETURN;
+    END IF;
+    IF numnode(query) = 1 AND numnode(prefix) = 1 AND query::text ~ ':[*]$' THEN
+        -- A prefix alone: the newest papers first; when few of them have it, the words it
+        -- starts, each one's newest papers.
+        SELECT max(p.id) INTO newest FROM papers AS p;
+        listed := ARRAY(
+            SELECT p.id FROM papers AS p
+            WHERE p.id > newest - {SAMPLE} AND ts_match_vq(p.title_vector, query)
+            ORDER BY p.id DESC LIMIT wanted
+        );
+        IF cardinality(listed) >= wanted OR newest <= {SAMPLE} THEN
+            RETURN QUERY SELECT unnest(listed);
+            RETURN;
+        END IF;
+        stem := (
+            SELECT replace(m[1], '''''', '''')
+            FROM regexp_matches(prefix::text, '''((?:[^'']|'''')*)''') AS m
+        );
+        IF stem <> '' AND cardinality(listed) <= {SPARSE_SAMPLE} THEN
+            started := ARRAY(
+                WITH RECURSIVE w(word) AS (
+                    SELECT min(t.word) FROM {TITLE_WORDS} AS t
+                    WHERE t.word >= stem
+                      AND t.word < left(stem, -1) || chr(ascii(right(stem, 1)) + 1)
+                    UNION ALL
+                    SELECT (
+                        SELECT min(t.word) FROM {TITLE_WORDS} AS t
+                        WHERE t.word > w.word
+                          AND t.word < left(stem, -1) || chr(ascii(right(stem, 1)) + 1)
+                    )
+                    FROM w WHERE w.word IS NOT NULL
+                )
+                SELECT w.word FROM w WHERE w.word IS NOT NULL LIMIT {PREFIX_WORDS} + 1
+            );
+            IF cardinality(started) <= {PREFIX_WORDS} THEN
+                RETURN QUERY
+                    SELECT DISTINCT x.paper_id
+                    FROM unnest(started) AS s(word),
+                         LATERAL (
+                             SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                             WHERE t.word = s.word ORDER BY t.paper_id DESC LIMIT wanted
+                         ) AS x
+                    ORDER BY 1 DESC LIMIT wanted;
+                RETURN;
+            END IF;
+        END IF;
+    END IF;
+    IF numnode(anchor) = 1 AND query::text !~ '[|!<]' THEN
+        SELECT max(p.id) INTO newest FROM papers AS p;
+        prefixed := hotpapers_estimate(prefix, true);
+        IF newest IS NOT NULL AND wanted * newest / prefixed <= {CHECKS_EXPECTED} THEN
+            shortest := (
+                SELECT replace(m[1], '''''', '''')
+                FROM regexp_matches(anchor::text, '''((?:[^'']|'''')*)''') AS m
+            );
+        END IF;
+        IF shortest IS NOT NULL THEN
+            listed := ARRAY(
+                SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {CHECK_LIMIT}
+            );
+            RETURN QUERY
+                SELECT p.id
+                FROM (
+                    SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                    WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {CHECK_LIMIT}
+                ) AS c
+                JOIN papers AS p ON p.id = c.paper_id
+                WHERE ts_match_vq(p.title_vector, query)
+                ORDER BY c.paper_id DESC LIMIT wanted;
+            GET DIAGNOSTICS found = ROW_COUNT;
+            -- Done with the suggestions wanted, or with every paper of the list.
+            IF found >= wanted OR cardinality(listed) < {CHECK_LIMIT} THEN
+                RETURN;
+            END IF;
+            RETURN QUERY
+                SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b
+                WHERE b.id < listed[{CHECK_LIMIT}]
+                ORDER BY b.id DESC LIMIT wanted - found;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
+END
+$fn$
+"""  # noqa: S608 - constants only
+
 
 def _revision(name: str) -> ModuleType:
     """An earlier revision's module (for its SQL), loaded from the file beside this one."""
@@ -243,6 +381,14 @@ def newest_matches() -> str:
     return sql
 
 
+def banded() -> str:
+    """0010's ``hotpapers_suggestions``, as ``hotpapers_suggestions_banded``."""
+    sql: str = _revision("0010").SUGGESTIONS
+    before = "CREATE FUNCTION hotpapers_suggestions("
+    assert sql.count(before) == 1
+    return sql.replace(before, f"CREATE FUNCTION {BANDED}(")
+
+
 def _is_sqlite() -> bool:
     return op.get_context().dialect.name == "sqlite"
 
@@ -258,6 +404,8 @@ def upgrade() -> None:
     for name, when in TRIGGERS.items():
         op.execute(f"CREATE TRIGGER {name} {when} EXECUTE FUNCTION hotpapers_title_words_sync()")
     op.execute(newest_matches())
+    op.execute(banded())
+    op.execute(SUGGESTIONS)
     op.execute(f"ANALYZE {TITLE_WORDS}")
     op.execute(f"ALTER TABLE papers ALTER COLUMN search_vector SET STATISTICS {SEARCH_STATISTICS}")
     op.execute("ANALYZE papers (search_vector)")
@@ -267,6 +415,10 @@ def downgrade() -> None:
     if _is_sqlite():
         return
     op.execute(_revision("0010").newest_matches())
+    # 0010's function back under its name, with its body: the wrapper calls the banded copy.
+    suggestions = _revision("0010").SUGGESTIONS
+    op.execute(suggestions.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute(f"DROP FUNCTION IF EXISTS {BANDED}(tsquery, tsquery, tsquery, integer)")
     op.execute("ALTER TABLE papers ALTER COLUMN search_vector SET STATISTICS -1")
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {name} ON papers")
