@@ -39,7 +39,7 @@ from tests.storage.deployment import (
     fill,
     stored_text,
 )
-from tests.storage.factories import make_mention, make_paper
+from tests.storage.factories import T0, make_mention, make_paper
 from tests.storage.title_words import title_words
 
 BATCH = 7  # small batches: every table of the deployment takes several
@@ -100,7 +100,12 @@ async def test_a_copy_and_its_copy_back_hold_every_row(
     async with Database.connect(target) as db:
         assert await dump(db) == expected
         assert await db.current_revision() == head_revision()
-        if to_postgres:  # the target's triggers filled its title word index
+        if to_postgres:  # the copy filled the title word index, and its triggers are back on
+            assert await title_words(db) == await title_words(db, from_vectors=True)
+            await PaperRepository(db).upsert([make_paper("2512.99999", title="Late words")], T0)
+            assert await title_words(db) == await title_words(db, from_vectors=True)
+            async with db.write() as conn:
+                await conn.execute(papers.delete().where(papers.c.arxiv_id == "2512.99999"))
             assert await title_words(db) == await title_words(db, from_vectors=True)
     back = sqlite_url(tmp_path / "back.db")
     report = await copy(target, back)
