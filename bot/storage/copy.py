@@ -530,7 +530,7 @@ _TITLE_WORDS_ASIDE = (
 _TITLE_WORDS_FILL = (
     f"INSERT INTO {PAPER_TITLE_WORDS} (word, paper_id) "  # noqa: S608 - constants only
     "SELECT w.word, p.id FROM papers AS p, unnest(tsvector_to_array(p.title_vector)) AS w(word) "
-    "ORDER BY 1, 2",
+    'ORDER BY w.word COLLATE "C", p.id',
     f"ALTER TABLE {PAPER_TITLE_WORDS} ADD CONSTRAINT pk_{PAPER_TITLE_WORDS} "
     "PRIMARY KEY (word, paper_id)",
     "ALTER TABLE papers ENABLE TRIGGER papers_title_words",
