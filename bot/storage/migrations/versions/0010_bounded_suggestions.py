@@ -46,11 +46,9 @@ Create Date: 2026-12-05
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from bot.storage.migrations.earlier import revision_module as _revision
 
 revision = "0010"
 down_revision = "0009"
@@ -245,17 +243,6 @@ _CHANGES = {
     ),
 }
 NEWEST_MATCHES_SIGNATURE = "hotpapers_newest_matches(tsquery, boolean, integer, tsquery, integer[])"
-
-
-def _revision(name: str) -> ModuleType:
-    """An earlier revision's module (for its SQL), loaded from the file beside this one."""
-    path = next(Path(__file__).parent.glob(f"{name}_*.py"))
-    spec = importlib.util.spec_from_file_location(f"_hotpapers_revision_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def newest_matches() -> str:

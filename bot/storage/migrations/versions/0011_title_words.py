@@ -39,11 +39,9 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from bot.storage.migrations.earlier import revision_module as _revision
 
 revision = "0011"
 down_revision = "0010"
@@ -360,17 +358,6 @@ BEGIN
 END
 $fn$
 """  # noqa: S608 - constants only
-
-
-def _revision(name: str) -> ModuleType:
-    """An earlier revision's module (for its SQL), loaded from the file beside this one."""
-    path = next(Path(__file__).parent.glob(f"{name}_*.py"))
-    spec = importlib.util.spec_from_file_location(f"_hotpapers_revision_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def newest_matches() -> str:
