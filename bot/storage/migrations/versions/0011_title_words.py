@@ -23,7 +23,14 @@ title tier of whole words from it:
   found after 689 and 909 entries, 0.2 ms.
 
 Either stops at the wanted-th match, and gives exactly what the GIN index gave. The abstract
-tier and prefixes (autocomplete) keep the GIN indexes.
+tier keeps the GIN index; so does a query the planner expects few matches of, now read from it
+in one go (``WHOLE_READ``), with the abstracts' statistics target raised to 1000 so that a rare
+word's estimate is closer to its count.
+
+Autocomplete (``hotpapers_suggestions``) puts faster ways in front of 0010's plan, which stays as
+``hotpapers_suggestions_banded``: a prefix alone that the newest papers hardly have, from the
+words it starts (a loose scan of the word index); one whole word and a common prefix, from that
+word's list newest first; complete words, through the title tier (see ``SUGGESTIONS``).
 
 Triggers on papers keep the table (a paper inserted or deleted, updated with another title or
 authors, papers truncated); like the search vectors it is derived data: ``hotpapers db copy``
