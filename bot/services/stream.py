@@ -37,6 +37,23 @@ from bot.storage.streams import StreamGap, StreamRepository
 
 log = logging.getLogger(__name__)
 
+
+async def stop_child(task: asyncio.Task[object]) -> None:
+    """Cancel ``task``, a child of the running task, and wait until it has ended.
+
+    The child's own cancellation is expected and not raised. A cancellation of the running task
+    that arrives meanwhile is raised: ``contextlib.suppress(CancelledError)`` around the wait
+    would swallow it too, and a stream's supervisor would then restart the stream instead of
+    stopping (a shutdown that never ends)."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
 Clock = Callable[[], dt.datetime]
 # Stream events are written in batches of at most this many, or at least every few seconds.
 FLUSH_EVENTS = 500
@@ -278,9 +295,7 @@ class StreamConsumer:
                 quiet = not storing and time.monotonic() - last_frame > limit
                 if not reader.done() and quiet:
                     timed_out = True
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await reader
+                    await stop_child(reader)
             if not timed_out:
                 reader.result()  # a failure of the stream or of storage is raised here
         finally:

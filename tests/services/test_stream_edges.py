@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot.core.models import Window
 from bot.fakes.bluesky import frame
+from bot.services.stream import stop_child
 from bot.settings import RankingSettings
 from bot.sources.bluesky import BlueskySettings
 from bot.sources.jetstream import Frame, frame_time_us
@@ -116,3 +117,41 @@ def test_settings_refuse_infinity_and_nan(bad: dict[str, float]) -> None:
         BlueskySettings(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         RankingSettings(threshold=float("inf"))
+
+
+async def test_stopping_a_child_never_swallows_a_cancellation_of_the_task_that_stops_it() -> None:
+    """stop_child: the child's own cancellation ends quietly; a cancellation of the waiting
+    task that arrives while the child winds down is raised (a stream whose shutdown was
+    swallowed there restarted instead of stopping, and the bot never finished closing)."""
+    winding_down = asyncio.Event()
+    release = asyncio.Event()
+
+    async def child() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            winding_down.set()
+            await release.wait()  # a child that takes a moment to end (closing a socket)
+            raise
+
+    async def parent() -> str:
+        task = asyncio.create_task(child())
+        await asyncio.sleep(0)
+        await stop_child(task)
+        return "went on"
+
+    quiet = asyncio.create_task(parent())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(winding_down.wait(), 5)
+    release.set()
+    assert await quiet == "went on"  # the child's own cancellation is not the parent's
+
+    winding_down.clear()
+    release.clear()
+    stopped = asyncio.create_task(parent())
+    await asyncio.wait_for(winding_down.wait(), 5)
+    stopped.cancel()  # the shutdown arrives while the child winds down
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await stopped
+    assert stopped.cancelled()
