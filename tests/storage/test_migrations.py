@@ -716,3 +716,46 @@ async def test_0011_builds_the_title_word_index_both_ways(database_url: str) -> 
         assert [p.arxiv_id for p in await repo.search("transformers")] == ["2503.00001"]
         await db.upgrade()
         await db.check_schema()
+
+
+async def test_0012_replaces_the_suggestions_both_ways(database_url: str) -> None:
+    """PostgreSQL: 0012 replaces hotpapers_suggestions (same signature) with one that counts the
+    word index's lists first; the downgrade puts 0011's back. Suggestions are the same on both
+    sides for a stored paper. SQLite: nothing changes."""
+
+    async def body() -> object:
+        if db.is_sqlite:
+            async with db.read() as conn:
+                return await conn.run_sync(lambda c: sorted(inspect(c).get_table_names()))
+        async with db.read() as conn:
+            return await conn.scalar(
+                text("SELECT prosrc FROM pg_proc WHERE proname = 'hotpapers_suggestions'")
+            )
+
+    async with Database.connect(database_url, migrate=False) as db:
+        await db.upgrade("0011")
+        await store_transformers_paper(db)
+        before = await body()
+        await db.upgrade("0012")
+        after = await body()
+        repo = PaperRepository(db)
+        for typed in (
+            "tr",
+            "transformers ev",
+            "ana tr",
+            "every",
+            "translator tr",
+            "ana translator ev",
+        ):
+            assert [a for a, _ in await repo.autocomplete(typed)] == ["2503.00001"], typed
+        assert await repo.autocomplete("transformers nowhere") == []
+        if db.is_sqlite:
+            assert after == before
+        else:
+            assert "LIMIT CASE WHEN cardinality(words) = 1" in str(after)  # 0012's counts
+            assert "LIMIT CASE WHEN" not in str(before)
+        await db.downgrade("0011")
+        assert await body() == before
+        assert [a for a, _ in await repo.autocomplete("transformers ev")] == ["2503.00001"]
+        await db.upgrade()
+        await db.check_schema()

@@ -854,3 +854,90 @@ async def test_suggestions_of_a_rare_prefix_from_the_words_it_starts(
         ][:25]
         assert suggested == wanted, typed
     assert [a for a, _ in await repo.autocomplete("alm")] == expected
+
+
+@pytest.mark.postgresql_only
+async def test_suggestions_from_the_word_index_by_every_path(
+    repo: PaperRepository, db: Database
+) -> None:
+    """hotpapers_suggestions (0012) gives exactly the newest matches, all of them up to 25,
+    whichever way the word index's counts choose. 12,000 titles built for the paths: a rare word
+    (300 papers: its list checked), a word of 1,500 or 3,000 papers (looked up in the lists of
+    the few words a prefix starts, merged with a rare prefix's papers, or checked when the prefix
+    is long), a common word (6,000: the papers of a rare prefix looked up in it, or its newest
+    papers checked for a common prefix), several words, and prefixes alone."""
+    letters = "abcdefghijklmnopqrst"
+    titles = []
+    for n in range(12_000):
+        words = ["paper"]
+        if n % 2 == 0:
+            words.append("omega")  # 6,000: common
+        if n % 8 == 0:
+            words.append("delta")  # 1,500
+        if n % 4 == 1:
+            words.append("gamma")  # 3,000
+        if n % 40 == 3:
+            words.append("rho")  # 300: rare
+        if n % 7 == 0:
+            words.append(("qaone", "qatwo")[n % 2])  # a prefix of two words
+        if n % 3 == 0:
+            words.append("zq" + letters[n % 20])  # 20 words, 4,000 entries
+        words.append("xk" + letters[(n // 3) % 20])  # 20 words, 12,000 entries
+        if n % 50 == 8:
+            words.append("vv" + letters[(n // 50) % 20])  # 20 words, 240 entries
+        if n % 997 == 5:
+            words.append("zqmix")  # with the rare word below: a rare intersection
+        titles.append(" ".join(words))
+    async with db.write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO papers (arxiv_id, title, abstract, authors, primary_category, "
+                "published, updated, fetched_at) "
+                "SELECT a, t, '', '[]', 'cs.LG', now(), now(), now() "
+                "FROM unnest(CAST(:ids AS text[]), CAST(:titles AS text[])) WITH ORDINALITY "
+                "AS u(a, t, n) ORDER BY n"
+            ),
+            {"ids": [f"2501.{n:05d}" for n in range(len(titles))], "titles": titles},
+        )
+        await conn.execute(text("ANALYZE papers"))
+        await conn.execute(text("ANALYZE paper_title_words"))
+        stored = await conn.execute(text("SELECT arxiv_id, title FROM papers ORDER BY id DESC"))
+        newest_first = [(row.arxiv_id, row.title.split()) for row in stored]
+
+    def expected(typed: str) -> list[str]:
+        *whole, last = typed.split()
+        return [
+            arxiv_id
+            for arxiv_id, words in newest_first
+            if all(w in words for w in whole) and any(w.startswith(last) for w in words)
+        ][:25]
+
+    cases = [
+        "rho xk",  # a rare word: its list checked
+        "rho zqmi",  # ... with no match
+        "delta qa",  # 1,500 papers, a prefix of two words: looked up in their lists
+        "gamma qat",  # 3,000 papers, likewise
+        "delta zq",  # a prefix of 20 words and 4,000 entries: merged
+        "gamma zqc",  # one word of the prefix, merged or looked up
+        "delta xk",  # a prefix of 12,000 entries: the list checked
+        "omega vv",  # a common word and a rare prefix: its papers looked up
+        "omega vvb",
+        "omega xk",  # a common word and a common prefix: the word's newest papers checked
+        "omega zqmix",
+        "omega rho xk",  # several words, one rare
+        "omega gamma zq",  # several words of many papers: banded
+        "omega delta vv",
+        "gamma delta qa",  # no paper has both words
+        "xk",  # prefixes alone
+        "zqm",
+        "vv",
+        "vvc",
+        "qa",
+    ]
+    for typed in cases:
+        want = expected(typed)
+        suggested = [arxiv_id for arxiv_id, _ in await repo.autocomplete(typed)]
+        assert suggested == want, typed
+    assert expected("omega vvb")
+    assert expected("rho xk")
+    assert not expected("gamma delta qa")
