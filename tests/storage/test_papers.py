@@ -861,30 +861,44 @@ async def test_suggestions_from_the_word_index_by_every_path(
     repo: PaperRepository, db: Database
 ) -> None:
     """hotpapers_suggestions (0012) gives exactly the newest matches, all of them up to 25,
-    whichever way the word index's counts choose. 12,000 titles built for the paths: a rare word
-    (300 papers: its list checked), a word of 1,500 or 3,000 papers (looked up in the lists of
-    the few words a prefix starts, merged with a rare prefix's papers, or checked when the prefix
-    is long), a common word (6,000: the papers of a rare prefix looked up in it, or its newest
-    papers checked for a common prefix), several words, and prefixes alone."""
+    whichever way the word index's counts choose. 14,000 titles built for the paths (after a
+    whole word, by the word's papers, the words the prefix starts and their entries):
+
+    - a rare word (350 papers): its list, each paper checked;
+    - a prefix of few words after a word of 1,750 or 3,500 papers: the word's newest papers (all
+      of the 1,750) joined with the prefix's among them, hashed (``po``) or looked up (``pp``),
+      then, when that window holds too few matches, merges below it (``rr``, whose second word
+      has 15 papers: looked up instead);
+    - a prefix of 20 words: its 2,000 entries looked up in the word's list (``qa``), its 4,667
+      sorted and merged with it (``zq``), its 14,000 too many: the word's list checked (1,750
+      papers) or, for 3,500 or 7,000, the estimates' check of the newest and the banded plan;
+    - a common word (7,000) and a rare prefix (``vv``: 280 entries), looked up;
+    - several words, one rare or none; and prefixes alone."""
     letters = "abcdefghijklmnopqrst"
     titles = []
-    for n in range(12_000):
+    for n in range(14_000):
         words = ["paper"]
         if n % 2 == 0:
-            words.append("omega")  # 6,000: common
+            words.append("omega")  # 7,000: common
         if n % 8 == 0:
-            words.append("delta")  # 1,500
+            words.append("delta")  # 1,750
         if n % 4 == 1:
-            words.append("gamma")  # 3,000
+            words.append("gamma")  # 3,500
         if n % 40 == 3:
-            words.append("rho")  # 300: rare
+            words.append("rho")  # 350: rare
         if n % 7 == 0:
-            words.append(("qaone", "qatwo")[n % 2])  # a prefix of two words
+            words.append(("qaone", "qatwo")[n % 2])  # 2 words, 2,000 entries
         if n % 3 == 0:
-            words.append("zq" + letters[n % 20])  # 20 words, 4,000 entries
-        words.append("xk" + letters[(n // 3) % 20])  # 20 words, 12,000 entries
+            words.append("zq" + letters[n % 20])  # 20 words, 4,667 entries
+        words.append("xk" + letters[(n // 3) % 20])  # 20 words, 14,000 entries
+        words.append(("poa", "pob", "paper")[n % 3])  # 2 words, 9,333 entries
+        words.extend(("ppx", "ppy"))  # 2 words, 28,000 entries
+        if n % 5 == 0 and n % 4 != 1:
+            words.append("rra")  # 2,100 entries, never with gamma
+        if n % 997 == 1:
+            words.append("rrb")  # 15 entries, with gamma
         if n % 50 == 8:
-            words.append("vv" + letters[(n // 50) % 20])  # 20 words, 240 entries
+            words.append("vv" + letters[(n // 50) % 20])  # 20 words, 280 entries
         if n % 997 == 5:
             words.append("zqmix")  # with the rare word below: a rare intersection
         titles.append(" ".join(words))
@@ -925,6 +939,15 @@ async def test_suggestions_from_the_word_index_by_every_path(
         "omega xk",  # a common word and a common prefix: the word's newest papers checked
         "omega zqmix",
         "omega rho xk",  # several words, one rare
+        "delta po",  # the whole list of the word, the prefix's papers among it hashed
+        "gamma po",  # its newest papers, likewise
+        "gamma pp",  # ... the prefix's papers too many there: looked up
+        "delta pp",
+        "gamma rr",  # too few in the window: merges below it, and a short list looked up
+        "delta rr",
+        "gamma xk",
+        "omega zq",
+        "omega po",
         "omega gamma zq",  # several words of many papers: banded
         "omega delta vv",
         "gamma delta qa",  # no paper has both words

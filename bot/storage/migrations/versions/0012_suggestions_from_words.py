@@ -60,11 +60,16 @@ PREFIX_WORDS = 200
 # descent each) or merged; checked when nothing faster applies, up to CHECKED_WORD papers.
 RARE_WORD = 600
 COMMON_WORD = 5000
-LOOKED_UP_WORDS = 8
+MERGED_WORDS = 8
+LOOKED_UP_LIST = 200
+WINDOW = 1000
+HASHED = 4000
+WIDE_WINDOW = 2000
+LOOKED_UP_PREFIX = 2000
 CHECKED_WORD = 2000
 # 3. A prefix with at most this many entries in the word index: read (about 0.1 µs each) and
 # sorted, for the lookups or the merge.
-RARE_PREFIX = 8000
+RARE_PREFIX = 12000
 # 4. The common word's newest papers, at most CHECK_LIMIT checked, when the prefix's estimate says
 # that wanted matches should be found within CHECKS_EXPECTED.
 CHECK_LIMIT = 600
@@ -72,6 +77,89 @@ CHECKS_EXPECTED = 600
 
 # The lexemes of a tsquery of quoted words, as the word index spells them.
 _LEXEMES = "regexp_matches({0}::text, '''((?:[^'']|'''')*)''', 'g')"
+
+# The words that start with a prefix (at least stem, below bound: C collation), up to `most`, found
+# one B-tree descent each (a loose index scan of the word index).
+STARTED_WORDS = f"""
+CREATE OR REPLACE FUNCTION hotpapers_started_words(stem text, bound text, most integer)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET enable_seqscan = off
+AS $fn$
+    SELECT ARRAY(
+        WITH RECURSIVE w(word) AS (
+            SELECT min(t.word) FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
+            UNION ALL
+            SELECT (
+                SELECT min(t.word) FROM {TITLE_WORDS} AS t
+                WHERE t.word > w.word AND t.word < bound
+            )
+            FROM w WHERE w.word IS NOT NULL
+        )
+        SELECT w.word FROM w WHERE w.word IS NOT NULL LIMIT most
+    )
+$fn$
+"""  # noqa: S608 - constants only
+
+# The newest `wanted` papers from `lowest` up that have `word` and one of `started`. When the
+# started words have few papers in that range (up to HASHED entries), both sides are read and
+# hashed; otherwise the word's papers are read newest first, each looked up in the started words'
+# lists (one B-tree descent a word), until the wanted-th.
+WINDOW_MATCHES = f"""
+CREATE OR REPLACE FUNCTION hotpapers_window_matches(
+    word text, started text[], query tsquery, wanted integer, lowest integer
+)
+RETURNS integer[]
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+SET max_parallel_workers_per_gather = 0
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_mergejoin = off
+AS $fn$
+DECLARE
+    n integer;
+BEGIN
+    SELECT count(*) INTO n FROM (
+        SELECT 1 FROM {TITLE_WORDS} AS b
+        WHERE b.word = ANY (started) AND b.paper_id >= lowest LIMIT {HASHED} + 1
+    ) AS c;
+    IF n <= {HASHED} THEN
+        PERFORM set_config('enable_nestloop', 'off', true);
+        PERFORM set_config('enable_hashjoin', 'on', true);
+        RETURN ARRAY(
+            SELECT DISTINCT a.paper_id
+            FROM {TITLE_WORDS} AS a JOIN {TITLE_WORDS} AS b ON b.paper_id = a.paper_id
+            WHERE a.word = hotpapers_window_matches.word AND a.paper_id >= lowest
+              AND b.word = ANY (started) AND b.paper_id >= lowest
+            ORDER BY 1 DESC LIMIT wanted
+        );
+    END IF;
+    PERFORM set_config('enable_nestloop', 'on', true);
+    PERFORM set_config('enable_hashjoin', 'off', true);
+    IF cardinality(started) > {MERGED_WORDS} THEN
+        -- Too many words to look up one by one: each paper checked against the query.
+        RETURN ARRAY(
+            SELECT a.paper_id
+            FROM {TITLE_WORDS} AS a JOIN papers AS p ON p.id = a.paper_id
+            WHERE a.word = hotpapers_window_matches.word AND a.paper_id >= lowest
+              AND ts_match_vq(p.title_vector, query)
+            ORDER BY a.paper_id DESC LIMIT wanted
+        );
+    END IF;
+    RETURN ARRAY(
+        SELECT a.paper_id FROM {TITLE_WORDS} AS a
+        WHERE a.word = hotpapers_window_matches.word AND a.paper_id >= lowest
+          AND (
+              SELECT 1 FROM {TITLE_WORDS} AS b
+              WHERE b.word = ANY (started) AND b.paper_id = a.paper_id LIMIT 1
+          ) IS NOT NULL
+        ORDER BY a.paper_id DESC LIMIT wanted
+    );
+END
+$fn$
+"""  # noqa: S608 - constants only
 
 SUGGESTIONS = f"""
 CREATE OR REPLACE FUNCTION hotpapers_suggestions(
@@ -101,6 +189,8 @@ DECLARE
     fewest integer;
     n integer;
     found integer := 0;
+    lowest integer;
+    window_start integer;
 BEGIN
     IF wanted <= 0 OR query IS NULL OR numnode(query) = 0 THEN
         RETURN;
@@ -143,18 +233,7 @@ BEGIN
             RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
             RETURN;
         END IF;
-        started := ARRAY(
-            WITH RECURSIVE w(word) AS (
-                SELECT min(t.word) FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
-                UNION ALL
-                SELECT (
-                    SELECT min(t.word) FROM {TITLE_WORDS} AS t
-                    WHERE t.word > w.word AND t.word < bound
-                )
-                FROM w WHERE w.word IS NOT NULL
-            )
-            SELECT w.word FROM w WHERE w.word IS NOT NULL LIMIT {PREFIX_WORDS} + 1
-        );
+        started := hotpapers_started_words(stem, bound, {PREFIX_WORDS} + 1);
         IF cardinality(started) <= {PREFIX_WORDS} THEN
             RETURN QUERY
                 SELECT DISTINCT x.paper_id
@@ -185,76 +264,148 @@ BEGIN
         END IF;
     END LOOP;
     others := array_remove(words, shortest);
-    IF cardinality(others) > 0 AND fewest > {RARE_WORD} THEN
+    IF fewest <= {RARE_WORD} THEN
+        -- A rare word: its list newest first, each paper checked against the query.
+        RETURN QUERY
+            SELECT c.paper_id
+            FROM (
+                SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word = shortest ORDER BY t.paper_id DESC
+            ) AS c
+            JOIN papers AS p ON p.id = c.paper_id
+            WHERE ts_match_vq(p.title_vector, query)
+            ORDER BY c.paper_id DESC LIMIT wanted;
+        RETURN;
+    END IF;
+    IF cardinality(others) > 0 THEN
         -- Several words of many papers each: their intersection may be rare among any list's
         -- papers or the prefix's, which the banded plan's GIN reads serve better.
         RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
         RETURN;
     END IF;
-    IF fewest > {RARE_WORD} AND fewest <= {COMMON_WORD} THEN
-        -- A word of a few thousand papers: its list newest first, each paper looked up in the
-        -- lists of the words the prefix starts when they are few (`morphous robus`: one), or
-        -- merged with the prefix's papers when those are few (`continual qir`).
-        started := ARRAY(
-            WITH RECURSIVE w(word) AS (
-                SELECT min(t.word) FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
-                UNION ALL
-                SELECT (
-                    SELECT min(t.word) FROM {TITLE_WORDS} AS t
-                    WHERE t.word > w.word AND t.word < bound
-                )
-                FROM w WHERE w.word IS NOT NULL
-            )
-            SELECT w.word FROM w WHERE w.word IS NOT NULL LIMIT {LOOKED_UP_WORDS} + 1
-        );
-        IF cardinality(started) <= {LOOKED_UP_WORDS} THEN
-            RETURN QUERY
-                SELECT a.paper_id FROM {TITLE_WORDS} AS a
-                WHERE a.word = shortest
-                  AND EXISTS (
-                      SELECT 1 FROM {TITLE_WORDS} AS x
-                      WHERE x.word = ANY (started) AND x.paper_id = a.paper_id
-                  )
-                  AND (cardinality(others) = 0
-                       OR (SELECT count(*) FROM {TITLE_WORDS} AS y
-                           WHERE y.word = ANY (others) AND y.paper_id = a.paper_id)
-                          = cardinality(others))
-                ORDER BY a.paper_id DESC LIMIT wanted;
-            RETURN;
-        END IF;
+
+    -- 3. One word of more papers, and the words the prefix starts, when they are few.
+    started := hotpapers_started_words(stem, bound, {MERGED_WORDS} + 1);
+    -- The prefix's entries, counted up to the most that its papers are looked up for (not
+    -- when it starts many words and the planner knows it to be common: `st`, 200,000).
+    IF cardinality(started) > {MERGED_WORDS}
+       AND hotpapers_estimate(prefix, true) > {RARE_PREFIX} THEN
+        n := {RARE_PREFIX} + 1;
+    ELSE
         SELECT count(*) INTO n FROM (
-            SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
-            LIMIT {RARE_PREFIX} + 1
+        SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
+        LIMIT CASE
+            WHEN cardinality(started) <= {MERGED_WORDS} THEN {LOOKED_UP_PREFIX}
+            ELSE {RARE_PREFIX}
+        END + 1
         ) AS c;
-        IF n <= {RARE_PREFIX} THEN
-            PERFORM set_config('enable_nestloop', 'off', true);
-            PERFORM set_config('enable_mergejoin', 'on', true);
-            RETURN QUERY
-                SELECT m.paper_id
-                FROM (
-                    -- Merged first, the other words looked up after (OFFSET 0 keeps them out of
-                    -- the merge's input): they stop at the wanted-th match.
-                    SELECT a.paper_id
-                    FROM (
-                        SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                        WHERE t.word = shortest ORDER BY t.paper_id DESC
-                    ) AS a
-                    JOIN (
-                        SELECT DISTINCT t.paper_id FROM {TITLE_WORDS} AS t
-                        WHERE t.word >= stem AND t.word < bound ORDER BY 1 DESC
-                    ) AS b ON b.paper_id = a.paper_id
-                    ORDER BY a.paper_id DESC OFFSET 0
-                ) AS m
-                WHERE cardinality(others) = 0
-                   OR (SELECT count(*) FROM {TITLE_WORDS} AS y
-                       WHERE y.word = ANY (others) AND y.paper_id = m.paper_id)
-                      = cardinality(others)
-                ORDER BY m.paper_id DESC LIMIT wanted;
+    END IF;
+    IF cardinality(started) <= {MERGED_WORDS} AND n > {LOOKED_UP_PREFIX} THEN
+        -- First the word's newest WINDOW papers (all of them, when twice that at most), those
+        -- with a started word among them: enough when the matches are not rare.
+        window_start := CASE WHEN fewest <= 2 * {WINDOW} THEN 0 ELSE (
+            SELECT min(w.paper_id) FROM (
+                SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WINDOW}
+            ) AS w
+        ) END;
+        listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
+        IF cardinality(listed) >= wanted OR window_start = 0 THEN
+            RETURN QUERY SELECT unnest(listed);
             RETURN;
         END IF;
+        -- Below the window, the word's list merged with each started word's, both newest first
+        -- (no sort), each merge stopping at its wanted-th match; a started word of few papers
+        -- looked up in the word's list instead (a merge would walk the word's list down to
+        -- that word's oldest paper). Once wanted are found, the next words are read only above
+        -- the oldest of them: the long lists first, so that this bound rises early.
+        found := cardinality(listed);
+        RETURN QUERY SELECT unnest(listed);
+        PERFORM set_config('enable_nestloop', 'off', true);
+        PERFORM set_config('enable_mergejoin', 'on', true);
+        listed := '{{}}';
+        lowest := 0;
+        wanted := wanted - found;
+        FOR term, n IN
+            SELECT s.word, (
+                SELECT count(*) FROM (
+                    SELECT 1 FROM {TITLE_WORDS} AS t
+                    WHERE t.word = s.word LIMIT {LOOKED_UP_LIST} + 1
+                ) AS c
+            ) AS papers
+            FROM unnest(started) AS s(word) ORDER BY 2 DESC
+        LOOP
+            IF n > {LOOKED_UP_LIST} THEN
+                listed := listed || ARRAY(
+                    SELECT a.paper_id
+                    FROM {TITLE_WORDS} AS a JOIN {TITLE_WORDS} AS b ON b.paper_id = a.paper_id
+                    WHERE a.word = shortest AND b.word = term
+                      AND a.paper_id > lowest AND b.paper_id > lowest
+                      AND a.paper_id < window_start AND b.paper_id < window_start
+                    ORDER BY a.paper_id DESC LIMIT wanted
+                );
+            ELSE
+                listed := listed || ARRAY(
+                    SELECT b.paper_id FROM {TITLE_WORDS} AS b
+                    WHERE b.word = term AND b.paper_id > lowest AND b.paper_id < window_start
+                      AND (
+                          SELECT 1 FROM {TITLE_WORDS} AS a
+                          WHERE a.word = shortest AND a.paper_id = b.paper_id
+                      ) IS NOT NULL
+                    ORDER BY b.paper_id DESC LIMIT wanted
+                );
+            END IF;
+            IF cardinality(listed) >= wanted THEN
+                listed := ARRAY(SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC);
+                IF cardinality(listed) >= wanted THEN
+                    listed := listed[1:wanted];
+                    lowest := listed[wanted];
+                END IF;
+            END IF;
+        END LOOP;
+        RETURN QUERY SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC LIMIT wanted;
+        RETURN;
+    END IF;
+    IF n <= {LOOKED_UP_PREFIX} THEN
+        -- Few papers with the prefix: its papers newest first, each looked up in the word's
+        -- list (one B-tree descent), until the wanted-th match.
+        RETURN QUERY
+            SELECT c.id
+            FROM (
+                -- Sorted first, the lookups after (OFFSET 0 keeps them out of the sort's
+                -- input).
+                SELECT DISTINCT t.paper_id AS id FROM {TITLE_WORDS} AS t
+                WHERE t.word >= stem AND t.word < bound
+                ORDER BY 1 DESC OFFSET 0
+            ) AS c
+            WHERE EXISTS (
+                SELECT 1 FROM {TITLE_WORDS} AS x WHERE x.word = shortest AND x.paper_id = c.id
+            )
+            ORDER BY c.id DESC LIMIT wanted;
+        RETURN;
+    END IF;
+    IF n <= {RARE_PREFIX} THEN
+        -- A prefix of many words but not many papers: its papers sorted, merged with the
+        -- word's list (which lookups would beat only for a word far more common than the
+        -- prefix, and then by little).
+        PERFORM set_config('enable_nestloop', 'off', true);
+        PERFORM set_config('enable_mergejoin', 'on', true);
+        RETURN QUERY
+            SELECT a.paper_id
+            FROM (
+                SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word = shortest ORDER BY t.paper_id DESC
+            ) AS a
+            JOIN (
+                SELECT DISTINCT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word >= stem AND t.word < bound ORDER BY 1 DESC
+            ) AS b ON b.paper_id = a.paper_id
+            ORDER BY a.paper_id DESC LIMIT wanted;
+        RETURN;
     END IF;
     IF fewest <= {CHECKED_WORD} THEN
-        -- The word's list newest first, each paper checked against the query.
+        -- A common prefix of too many words after a word of a few thousand papers: the word's
+        -- list newest first, each paper checked against the query.
         RETURN QUERY
             SELECT c.paper_id
             FROM (
@@ -267,27 +418,21 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 3. A prefix with few entries: its papers newest first, each looked up in the word's list
-    -- (one B-tree descent).
-    SELECT count(*) INTO n FROM (
-        SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
-        LIMIT {RARE_PREFIX} + 1
-    ) AS c;
-    IF n <= {RARE_PREFIX} THEN
-        RETURN QUERY
-            SELECT c.id
-            FROM (
-                -- Sorted first, the lookups after (OFFSET 0 keeps them out of the sort's
-                -- input): they stop at the wanted-th match.
-                SELECT DISTINCT t.paper_id AS id FROM {TITLE_WORDS} AS t
-                WHERE t.word >= stem AND t.word < bound
-                ORDER BY 1 DESC OFFSET 0
-            ) AS c
-            WHERE EXISTS (
-                SELECT 1 FROM {TITLE_WORDS} AS x WHERE x.word = shortest AND x.paper_id = c.id
-            )
-            ORDER BY c.id DESC LIMIT wanted;
-        RETURN;
+    -- A common word and a common prefix of up to PREFIX_WORDS words: the word's newest papers,
+    -- those with a started word among them.
+    started := hotpapers_started_words(stem, bound, {PREFIX_WORDS} + 1);
+    IF cardinality(started) <= {PREFIX_WORDS} THEN
+        window_start := (
+            SELECT min(w.paper_id) FROM (
+                SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WIDE_WINDOW}
+            ) AS w
+        );
+        listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
+        IF cardinality(listed) >= wanted THEN
+            RETURN QUERY SELECT unnest(listed);
+            RETURN;
+        END IF;
     END IF;
 
     -- 4. The word's newest papers, each checked, at most CHECK_LIMIT of them; the banded plan
@@ -337,6 +482,8 @@ def _is_sqlite() -> bool:
 def upgrade() -> None:
     if _is_sqlite():
         return
+    op.execute(STARTED_WORDS)
+    op.execute(WINDOW_MATCHES)
     op.execute(SUGGESTIONS)
 
 
@@ -344,3 +491,7 @@ def downgrade() -> None:
     if _is_sqlite():
         return
     op.execute(_revision("0011").SUGGESTIONS)
+    op.execute(
+        "DROP FUNCTION IF EXISTS hotpapers_window_matches(text, text[], tsquery, integer, integer)"
+    )
+    op.execute("DROP FUNCTION IF EXISTS hotpapers_started_words(text, text, integer)")
