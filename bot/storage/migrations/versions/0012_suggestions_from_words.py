@@ -191,6 +191,7 @@ DECLARE
     found integer := 0;
     lowest integer;
     window_start integer;
+    prefixed double precision;
 BEGIN
     IF wanted <= 0 OR query IS NULL OR numnode(query) = 0 THEN
         RETURN;
@@ -288,8 +289,11 @@ BEGIN
     started := hotpapers_started_words(stem, bound, {MERGED_WORDS} + 1);
     -- The prefix's entries, counted up to the most that its papers are looked up for (not
     -- when it starts many words and the planner knows it to be common: `st`, 200,000).
-    IF cardinality(started) > {MERGED_WORDS}
-       AND hotpapers_estimate(prefix, true) > {RARE_PREFIX} THEN
+    IF cardinality(started) > {MERGED_WORDS} THEN
+        prefixed := hotpapers_estimate(prefix, true);
+    END IF;
+    IF prefixed > {RARE_PREFIX} OR (fewest <= {CHECKED_WORD} AND prefixed > {RARE_PREFIX} / 2) THEN
+        -- (a word's list short enough to check costs less than counting a likely long prefix)
         n := {RARE_PREFIX} + 1;
     ELSE
         SELECT count(*) INTO n FROM (
@@ -418,28 +422,11 @@ BEGIN
         RETURN;
     END IF;
 
-    -- A common word and a common prefix of up to PREFIX_WORDS words: the word's newest papers,
-    -- those with a started word among them.
-    started := hotpapers_started_words(stem, bound, {PREFIX_WORDS} + 1);
-    IF cardinality(started) <= {PREFIX_WORDS} THEN
-        window_start := (
-            SELECT min(w.paper_id) FROM (
-                SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WIDE_WINDOW}
-            ) AS w
-        );
-        listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
-        IF cardinality(listed) >= wanted THEN
-            RETURN QUERY SELECT unnest(listed);
-            RETURN;
-        END IF;
-    END IF;
-
     -- 4. The word's newest papers, each checked, at most CHECK_LIMIT of them; the banded plan
     -- below those.
     SELECT max(p.id) INTO newest FROM papers AS p;
-    IF newest IS NOT NULL AND wanted::double precision * newest
-       <= {CHECKS_EXPECTED} * hotpapers_estimate(prefix, true) THEN
+    prefixed := coalesce(prefixed, hotpapers_estimate(prefix, true));
+    IF newest IS NOT NULL AND wanted::double precision * newest <= {CHECKS_EXPECTED} * prefixed THEN
         listed := ARRAY(
             SELECT t.paper_id FROM {TITLE_WORDS} AS t
             WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {CHECK_LIMIT}
@@ -468,6 +455,23 @@ BEGIN
             ORDER BY b.id DESC LIMIT wanted - found;
         RETURN;
     END IF;
+    -- A common word and a common prefix of up to PREFIX_WORDS words: the word's newest papers,
+    -- those with a started word among them.
+    started := hotpapers_started_words(stem, bound, {PREFIX_WORDS} + 1);
+    IF cardinality(started) <= {PREFIX_WORDS} THEN
+        window_start := (
+            SELECT min(w.paper_id) FROM (
+                SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WIDE_WINDOW}
+            ) AS w
+        );
+        listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
+        IF cardinality(listed) >= wanted THEN
+            RETURN QUERY SELECT unnest(listed);
+            RETURN;
+        END IF;
+    END IF;
+
     -- 5. The banded plan.
     RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
 END
