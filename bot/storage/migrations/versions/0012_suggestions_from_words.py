@@ -1,36 +1,48 @@
-"""Autocomplete from the word index first: a rarer word typed, or a rare prefix, drives it.
+"""Autocomplete from the word index's lists, counted, rather than the planner's estimates.
 
 PostgreSQL only (SQLite's FTS5 reads its prefix indexes newest first already). bot.storage.papers
 has the query.
 
 0011's ``hotpapers_suggestions`` left to 0010's banded plan most prefixes typed after a whole
 word, and every prefix alone that the newest papers had three times or more: 5-8 ms at a million
-papers, and a bounded plan, so that ``Ergra`` (3,927 papers, three among the newest 300) got 5
-suggestions and ``homi lai`` 12. The planner's estimate of a prefix it keeps no frequency for is
-a default share, 2 to 13 times too small (``laho:*``: 1,747 for 4,314 entries), so the word
-index's lists are counted instead (index-only, about 0.1 µs an entry, up to a cap). Each way
-below gives exactly the newest matches, all of them up to ``wanted``:
+papers, and bounded, so that some got fewer suggestions than there are: ``Ergra`` (3,927 papers,
+three of them among the newest 300) got 5, ``homi lai`` 12, ``galaxy represent`` and ``sparse
+po`` none (201 and 271 papers). It chose by the planner's estimates, and the estimate of a prefix
+is a share of the commonest words' frequencies, 2 to 13 times too small for a rare one
+(``laho:*``: 1,747 for 4,314 entries). Here the word index's lists are counted, index-only (about
+0.1 µs an entry, up to a cap), and each way below gives exactly the newest matches, all of them
+up to ``wanted``:
 
-1. a prefix alone: the newest ``SAMPLE`` papers walked; when they hold at most ``SPARSE_SAMPLE``
-   matches, the words the prefix starts (up to ``PREFIX_WORDS``, a loose scan) and each word's
-   newest papers (``Ergra``: 38 words);
-2. a prefix after whole words, each whole word's list counted (up to ``RARE_WORD``, one word up
-   to ``COMMON_WORD``). The shortest list, newest first:
-   - at most ``RARE_WORD`` papers (or ``CHECKED_WORD`` when nothing faster applies): each paper
-     checked against the query (``tronnyicstra ny``: 521 papers, the 25th match after about 140);
-   - at most ``COMMON_WORD`` papers, one word: each paper looked up in the lists of the words the
-     prefix starts when they are at most ``LOOKED_UP_WORDS`` (``morphous robus``: one word,
-     ``robust``), or merged with the prefix's papers when those are at most ``RARE_PREFIX``
-     (``continual qir``: 3,385 and 6,166 entries, 37 matches); the other whole words, when
-     there are several and one is that short, looked up for each match;
-3. one common word and a prefix of at most ``RARE_PREFIX`` entries: the prefix's papers newest
-   first, each looked up in the word's list (``and laho``: ``and`` is found in 221 of them in
-   0.3 ms);
-4. one common word and a common prefix: the word's newest papers checked (at most
-   ``CHECK_LIMIT``), when the prefix's estimate says that the matches should be among them (as in
-   0011, the gate now at the limit itself rather than half of it); the banded plan below those;
-5. else (several common words; a prefix alone that is neither common nor rare) the banded plan,
-   bounded as before.
+1. A prefix alone: the newest ``SAMPLE`` papers walked; when at most ``SPARSE_SAMPLE`` of them
+   match, the words the prefix starts (a loose scan, up to ``PREFIX_WORDS``) and each one's newest
+   papers (``Ergra``: 38 words).
+2. Whole words then a prefix: each word's list counted (up to ``RARE_WORD``; one word alone up to
+   ``COMMON_WORD``). A list of at most ``RARE_WORD`` papers is read newest first, each paper
+   checked against the query (``tronnyicstra ny``: 521 papers, the 25th match after about 140).
+   Several longer lists: the banded plan (their intersection may be rare in any of them).
+3. One word of more papers, and a prefix that starts at most ``MERGED_WORDS`` words (``robus``:
+   one, ``li``: seven) and has more than ``LOOKED_UP_PREFIX`` entries: first the word's newest
+   ``WINDOW`` papers (all of them, up to twice that), those with a started word among them, by a
+   hash join when the started words have few papers in that range (``HASHED``) and else by
+   lookups, one B-tree descent a word; too few there, then below the window each started word's
+   list merged with the word's (both newest first, no sort), a started word of few papers
+   (``LOOKED_UP_LIST``) looked up instead, each merge stopping at its wanted-th match and the
+   later ones reading only above the oldest match kept.
+4. A prefix of at most ``LOOKED_UP_PREFIX`` entries: its papers newest first, each looked up in
+   the word's list (``and laho``: ``and`` is found in 221 of them in 0.3 ms); of at most
+   ``RARE_PREFIX``: its papers sorted and merged with the word's list (``continual qir``: 6,166
+   and 3,385 entries). The prefix is not counted when the planner's estimate already says it is
+   longer, nor, after a word of at most ``CHECKED_WORD`` papers, half that.
+5. A word of at most ``CHECKED_WORD`` papers: its list newest first, each paper checked.
+6. A common word and a common prefix: the word's newest papers checked (at most
+   ``CHECK_LIMIT``) when the prefix's estimate says the matches should be among them, the banded
+   plan below those (as in 0011, the gate at the limit itself rather than half of it); else the
+   word's newest ``WIDE_WINDOW`` papers, those with one of the prefix's words (up to
+   ``PREFIX_WORDS``) among them; else the banded plan.
+
+The banded plan stays bounded: several common words and a common prefix (``layout network an``)
+may still get fewer suggestions than there are, never wrong ones; a letter later the prefix is
+rarer and one of the exact ways above takes it.
 
 Revision ID: 0012
 Revises: 0011
@@ -50,30 +62,30 @@ depends_on = None
 
 TITLE_WORDS = "paper_title_words"
 BANDED = "hotpapers_suggestions_banded"
-# 1. A prefix alone: the newest papers walked first (about 2 µs each); when at most SPARSE_SAMPLE
-# of them match, the words it starts, one B-tree descent each, and each word's newest papers.
+# The costs behind these numbers, measured at a million papers (2 cores): an entry of the word
+# index read in order, about 0.1 µs; a B-tree descent (a lookup), about 1 µs; a paper checked
+# against the query (its row visited), about 3 µs; a word found by the loose scan, about 8 µs.
+# 1. A prefix alone.
 SAMPLE = 300
 SPARSE_SAMPLE = 8
 PREFIX_WORDS = 200
-# 2. Whole words' lists: at most RARE_WORD papers, each checked (about 3 µs, its page in memory);
-# one word of at most COMMON_WORD, looked up in at most LOOKED_UP_WORDS words' lists (one B-tree
-# descent each) or merged; checked when nothing faster applies, up to CHECKED_WORD papers.
+# 2. A rare whole word, and how far one word alone is counted.
 RARE_WORD = 600
 COMMON_WORD = 5000
+# 3. A prefix of few words after one word.
 MERGED_WORDS = 8
-LOOKED_UP_LIST = 200
 WINDOW = 1000
 HASHED = 4000
-WIDE_WINDOW = 2000
+LOOKED_UP_LIST = 200
+# 4. A prefix of few entries.
 LOOKED_UP_PREFIX = 2000
-CHECKED_WORD = 2000
-# 3. A prefix with at most this many entries in the word index: read (about 0.1 µs each) and
-# sorted, for the lookups or the merge.
 RARE_PREFIX = 12000
-# 4. The common word's newest papers, at most CHECK_LIMIT checked, when the prefix's estimate says
-# that wanted matches should be found within CHECKS_EXPECTED.
+# 5. A word short enough to check each of its papers.
+CHECKED_WORD = 2000
+# 6. A common word and a common prefix.
 CHECK_LIMIT = 600
 CHECKS_EXPECTED = 600
+WIDE_WINDOW = 2000
 
 # The lexemes of a tsquery of quoted words, as the word index spells them.
 _LEXEMES = "regexp_matches({0}::text, '''((?:[^'']|'''')*)''', 'g')"
@@ -285,7 +297,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 3. One word of more papers, and the words the prefix starts, when they are few.
+    -- 3. One word of more papers, and the words the prefix starts, when they are few (the
+    -- started words are counted up to one more, to tell).
     started := hotpapers_started_words(stem, bound, {MERGED_WORDS} + 1);
     -- The prefix's entries, counted up to the most that its papers are looked up for (not
     -- when it starts many words and the planner knows it to be common: `st`, 200,000).
@@ -297,11 +310,11 @@ BEGIN
         n := {RARE_PREFIX} + 1;
     ELSE
         SELECT count(*) INTO n FROM (
-        SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
-        LIMIT CASE
-            WHEN cardinality(started) <= {MERGED_WORDS} THEN {LOOKED_UP_PREFIX}
-            ELSE {RARE_PREFIX}
-        END + 1
+            SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
+            LIMIT CASE
+                WHEN cardinality(started) <= {MERGED_WORDS} THEN {LOOKED_UP_PREFIX}
+                ELSE {RARE_PREFIX}
+            END + 1
         ) AS c;
     END IF;
     IF cardinality(started) <= {MERGED_WORDS} AND n > {LOOKED_UP_PREFIX} THEN
@@ -370,6 +383,7 @@ BEGIN
         RETURN QUERY SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC LIMIT wanted;
         RETURN;
     END IF;
+    -- 4. A prefix of few entries.
     IF n <= {LOOKED_UP_PREFIX} THEN
         -- Few papers with the prefix: its papers newest first, each looked up in the word's
         -- list (one B-tree descent), until the wanted-th match.
@@ -407,9 +421,9 @@ BEGIN
             ORDER BY a.paper_id DESC LIMIT wanted;
         RETURN;
     END IF;
+    -- 5. A common prefix of many words after a word of a few thousand papers: the word's list
+    -- newest first, each paper checked against the query.
     IF fewest <= {CHECKED_WORD} THEN
-        -- A common prefix of too many words after a word of a few thousand papers: the word's
-        -- list newest first, each paper checked against the query.
         RETURN QUERY
             SELECT c.paper_id
             FROM (
@@ -422,8 +436,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 4. The word's newest papers, each checked, at most CHECK_LIMIT of them; the banded plan
-    -- below those.
+    -- 6. A common word and a common prefix: the word's newest papers, each checked, at most
+    -- CHECK_LIMIT of them, the banded plan below those; or a wider window of them.
     SELECT max(p.id) INTO newest FROM papers AS p;
     prefixed := coalesce(prefixed, hotpapers_estimate(prefix, true));
     IF newest IS NOT NULL AND wanted::double precision * newest <= {CHECKS_EXPECTED} * prefixed THEN
@@ -472,7 +486,7 @@ BEGIN
         END IF;
     END IF;
 
-    -- 5. The banded plan.
+    -- Else the banded plan.
     RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
 END
 $fn$
