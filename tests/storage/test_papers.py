@@ -716,6 +716,10 @@ async def test_suggestions_by_every_path(
         ("'omicron' & 'st':*", "'omicron'", "'st':*"),
         ("'zeta' & 'omicron' & 'k':*", "'zeta' & 'omicron'", "'k':*"),
         ("'quantum' & 'zz':*", "'quantum'", "'zz':*"),
+        # Not the app's shape (the query holds more than the anchor and the prefix): the ways
+        # that read the word index instead of the query are not taken (0012).
+        ("'model' & 'da':*", None, "'da':*"),
+        ("'zeta' & 'omicron' & 'k':*", "'zeta'", "'k':*"),
     ]
     for query, anchor, prefix in cases:
         words = {w.strip("'").split("'")[0] for w in query.split(" & ")}
@@ -964,3 +968,31 @@ async def test_suggestions_from_the_word_index_by_every_path(
     assert expected("omega vvb")
     assert expected("rho xk")
     assert not expected("gamma delta qa")
+
+    # Called in another shape than the app's (a query holding more than the anchor and the
+    # prefix, or a prefix that is a whole word), the function reads the query, not the word
+    # index: the banded plan's newest matches, perhaps fewer, never others.
+    for query, anchor, prefix in (
+        ("'delta' & 'vv':*", None, "'vv':*"),
+        ("'omega' & 'vv':*", "'omega'", "'vv'"),
+        ("'delta' & 'poa' & 'ppx':*", "'delta'", "'ppx':*"),
+    ):
+        params = {"q": query, "a": anchor, "p": prefix}
+        got = await db.fetch(
+            text(
+                "SELECT id FROM hotpapers_suggestions(CAST(:q AS tsquery), CAST(:a AS tsquery), "
+                "CAST(:p AS tsquery), 25) ORDER BY id DESC"
+            ),
+            params,
+        )
+        async with db.read() as conn:
+            matches = await conn.execute(
+                text(
+                    "SELECT id FROM papers WHERE title_vector @@ CAST(:q AS tsquery) "
+                    "ORDER BY id DESC LIMIT 25"
+                ),
+                params,
+            )
+            want = list(matches.scalars())
+        assert want
+        assert [row.id for row in got] == want[: len(got)], query

@@ -87,8 +87,10 @@ CHECK_LIMIT = 600
 CHECKS_EXPECTED = 600
 WIDE_WINDOW = 2000
 
-# The lexemes of a tsquery of quoted words, as the word index spells them.
+# The lexemes of a tsquery of quoted words, as the word index spells them (a tsquery's text
+# doubles quotes and backslashes).
 _LEXEMES = "regexp_matches({0}::text, '''((?:[^'']|'''')*)''', 'g')"
+_UNQUOTED = r"replace(replace(m[1], '''''', ''''), '\\', '\')"
 
 # The words that start with a prefix (at least stem, below bound: C collation), up to `most`, found
 # one B-tree descent each (a loose index scan of the word index).
@@ -129,6 +131,8 @@ SET max_parallel_workers_per_gather = 0
 SET enable_seqscan = off
 SET enable_bitmapscan = off
 SET enable_mergejoin = off
+SET enable_hashjoin = off
+SET enable_nestloop = on
 AS $fn$
 DECLARE
     n integer;
@@ -187,6 +191,7 @@ SET enable_indexscan = on
 SET enable_bitmapscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
+SET enable_nestloop = on
 AS $fn$
 DECLARE
     newest integer;
@@ -213,12 +218,15 @@ BEGIN
         RETURN;
     END IF;
     -- The word index serves a prefix (one lexeme) after whole words joined by & only.
-    IF numnode(prefix) = 1 AND query::text !~ '[|!<]'
-       AND (anchor IS NULL OR (numnode(anchor) > 0 AND anchor::text !~ ':')) THEN
-        stem := (SELECT replace(m[1], '''''', '''') FROM {_LEXEMES.format("prefix")} AS m);
+    -- (and only when the query is exactly those words and that prefix, as bot.storage.papers
+    -- writes it: the ways below read the word index, not the query)
+    IF numnode(prefix) = 1 AND prefix::text ~ ':[*]$' AND query::text !~ '[|!<]'
+       AND (anchor IS NULL OR (numnode(anchor) > 0 AND anchor::text !~ ':'))
+       AND query = (CASE WHEN anchor IS NULL THEN prefix ELSE anchor && prefix END) THEN
+        stem := (SELECT {_UNQUOTED} FROM {_LEXEMES.format("prefix")} AS m);
         IF anchor IS NOT NULL THEN
             words := ARRAY(
-                SELECT DISTINCT replace(m[1], '''''', '''') FROM {_LEXEMES.format("anchor")} AS m
+                SELECT DISTINCT {_UNQUOTED} FROM {_LEXEMES.format("anchor")} AS m
             );
         END IF;
     END IF;
