@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 
+import pytest
+
 from bot.client import HotPapersBot, ShardedHotPapersBot, make_bot
 from bot.core.shards import shard_of
 from bot.runtime import Runtime
@@ -117,3 +119,36 @@ def test_without_shard_settings_the_bot_is_unsharded(botworld: BotWorld) -> None
     bot = make_bot(botworld.rt, schedule=False)
     assert type(bot) is HotPapersBot
     assert bot.shard_count is None
+
+
+async def test_each_process_answers_the_commands_of_its_shards_only(botworld: BotWorld) -> None:
+    """A member's slash command reaches the process connected to its guild's shard (Discord
+    sends interactions over that shard's gateway session), which answers it; with that process
+    gone, no other answers in its place."""
+    h = botworld.harness
+    await h.stop_client(botworld.bot)
+    guilds = {s: await h.add_guild(f"Shard {s}", shard=(s, 2)) for s in (0, 1)}
+    bots: dict[int, HotPapersBot] = {}
+    for shard in (0, 1):
+        bot = make_bot(on_shards(botworld.rt, 2, [shard]), schedule=False)
+        bot.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
+        await h.start_client(bot)
+        bots[shard] = bot
+    await bots[0].tree.sync()  # global commands, as `hotpapers sync` registers them
+
+    async def about(shard: int, wait: float = 3.0) -> str:
+        guild = guilds[shard]
+        channel = next(iter(guild.channels.values()))
+        result = await h.slash("about", member=h.member(guild=guild), channel=channel)
+        callback = await result.response(timeout=wait)
+        return str(callback.data)
+
+    for shard in (0, 1):
+        assert "hotpapers" in (await about(shard)).lower()
+    await h.stop_client(bots[1])
+    assert "hotpapers" in (await about(0)).lower()
+    # The process of shard 0 does not answer for shard 1 (the fake either has no session to
+    # send it on, or sends it on shard 1's closed one: no answer either way).
+    with pytest.raises((RuntimeError, AssertionError), match=r"no gateway session|no interaction"):
+        await about(1, wait=1.0)
+    await h.stop_client(bots[0])

@@ -732,6 +732,18 @@ async def test_0012_replaces_the_suggestions_both_ways(database_url: str) -> Non
                 text("SELECT prosrc FROM pg_proc WHERE proname = 'hotpapers_suggestions'")
             )
 
+    async def helpers() -> set[str]:
+        if db.is_sqlite:
+            return set()
+        async with db.read() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT proname FROM pg_proc WHERE proname IN "
+                    "('hotpapers_started_words', 'hotpapers_window_matches')"
+                )
+            )
+            return set(found.scalars())
+
     async with Database.connect(database_url, migrate=False) as db:
         await db.upgrade("0011")
         await store_transformers_paper(db)
@@ -754,8 +766,10 @@ async def test_0012_replaces_the_suggestions_both_ways(database_url: str) -> Non
         else:
             assert "LIMIT CASE WHEN cardinality(words) = 1" in str(after)  # 0012's counts
             assert "LIMIT CASE WHEN" not in str(before)
+            assert await helpers() == {"hotpapers_started_words", "hotpapers_window_matches"}
         await db.downgrade("0011")
         assert await body() == before
+        assert await helpers() == set()
         assert [a for a, _ in await repo.autocomplete("transformers ev")] == ["2503.00001"]
         await db.upgrade()
         await db.check_schema()

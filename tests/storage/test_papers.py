@@ -22,6 +22,7 @@ from bot.storage.papers import (
     quote_lexeme,
     quote_term,
     tsquery_text,
+    tsquery_words,
     typed_terms,
 )
 from bot.storage.tables import papers
@@ -860,6 +861,35 @@ async def test_suggestions_of_a_rare_prefix_from_the_words_it_starts(
     assert [a for a, _ in await repo.autocomplete("alm")] == expected
 
 
+async def calls_made(db: Database, typed: str) -> dict[str, int]:
+    """How many times autocomplete's functions were called for ``typed``, with the arguments
+    PaperRepository.autocomplete gives ``hotpapers_suggestions`` (PostgreSQL, a superuser)."""
+    complete, last = typed_terms(typed)
+    params = {
+        "q": tsquery_text(typed, prefix=True),
+        "a": tsquery_words(complete) if complete and last else None,
+        "p": quote_lexeme(last) + ":*" if last else None,
+    }
+    counts = text(
+        "SELECT proname, coalesce(pg_stat_get_xact_function_calls(oid), 0) FROM pg_proc "
+        "WHERE proname IN ('hotpapers_suggestions_banded', 'hotpapers_window_matches')"
+    )
+    async with db.read() as conn:
+        await conn.execute(text("SET LOCAL track_functions = 'pl'"))
+        # Counts not yet reported may include earlier transactions': the difference is this one.
+        before = {row[0]: int(row[1]) for row in (await conn.execute(counts)).all()}
+        await conn.execute(
+            text(
+                "SELECT count(*) FROM hotpapers_suggestions(to_tsquery('simple', :q), "
+                "to_tsquery('simple', CAST(:a AS text)), to_tsquery('simple', CAST(:p AS text)), "
+                "25)"
+            ),
+            params,
+        )
+        after = {row[0]: int(row[1]) for row in (await conn.execute(counts)).all()}
+    return {name: after[name] - before[name] for name in after}
+
+
 @pytest.mark.postgresql_only
 async def test_suggestions_from_the_word_index_by_every_path(
     repo: PaperRepository, db: Database
@@ -965,6 +995,21 @@ async def test_suggestions_from_the_word_index_by_every_path(
         want = expected(typed)
         suggested = [arxiv_id for arxiv_id, _ in await repo.autocomplete(typed)]
         assert suggested == want, typed
+
+    # Which way each took, by the calls it made in its transaction (function statistics, which
+    # only a superuser may turn on): the bounded banded plan for several common words only.
+    async with db.read() as conn:
+        superuser = await conn.scalar(
+            text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        )
+    banded = {"omega gamma zq", "omega delta vv", "gamma delta qa"}
+    windows = {"delta po", "gamma po", "gamma pp", "delta pp", "gamma rr", "delta rr", "omega po"}
+    windows |= {"omega xk", "gamma xk"}  # a common prefix of 20 words: the wide window
+    for typed in cases if superuser else ():
+        calls = await calls_made(db, typed)
+        assert (calls["hotpapers_suggestions_banded"] > 0) == (typed in banded), (typed, calls)
+        assert (calls["hotpapers_window_matches"] > 0) == (typed in windows), (typed, calls)
+
     assert expected("omega vvb")
     assert expected("rho xk")
     assert not expected("gamma delta qa")
