@@ -289,217 +289,216 @@ BEGIN
         END IF;
     END LOOP;
     others := array_remove(words, shortest);
-    IF fewest <= {RARE_WORD} THEN
-        -- A rare word: its list newest first, each paper checked against the query.
-        RETURN QUERY
-            SELECT c.paper_id
-            FROM (
+    -- A rare word's list is read whole (below, after the block); the other ways first.
+    <<ways>>
+    BEGIN
+        EXIT ways WHEN fewest <= {RARE_WORD};
+        IF cardinality(others) > 0 THEN
+            -- Several words of many papers each: their intersection may be rare among any list's
+            -- papers or the prefix's, which the banded plan's GIN reads serve better.
+            RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
+            RETURN;
+        END IF;
+
+        -- 3. One word of more papers, and the words the prefix starts, when they are few (the
+        -- started words are counted up to one more, to tell).
+        started := hotpapers_started_words(stem, bound, {MERGED_WORDS} + 1);
+        -- The prefix's entries, counted up to the most that its papers are looked up for (not
+        -- when it starts many words and the planner knows it to be common: `st`, 200,000).
+        IF cardinality(started) > {MERGED_WORDS} THEN
+            prefixed := hotpapers_estimate(prefix, true);
+        END IF;
+        IF prefixed > {RARE_PREFIX}
+           OR (fewest <= {CHECKED_WORD} AND prefixed > {RARE_PREFIX} / 2) THEN
+            -- (a word's list short enough to check costs less than counting a likely long prefix)
+            n := {RARE_PREFIX} + 1;
+        ELSE
+            SELECT count(*) INTO n FROM (
+                SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
+                LIMIT CASE
+                    WHEN cardinality(started) <= {MERGED_WORDS} THEN {LOOKED_UP_PREFIX}
+                    ELSE {RARE_PREFIX}
+                END + 1
+            ) AS c;
+        END IF;
+        IF cardinality(started) <= {MERGED_WORDS} AND n > {LOOKED_UP_PREFIX} THEN
+            -- First the word's newest WINDOW papers (all of them, when twice that at most), those
+            -- with a started word among them: enough when the matches are not rare.
+            window_start := CASE WHEN fewest <= 2 * {WINDOW} THEN 0 ELSE (
+                SELECT min(w.paper_id) FROM (
+                    SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                    WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WINDOW}
+                ) AS w
+            ) END;
+            listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
+            IF cardinality(listed) >= wanted OR window_start = 0 THEN
+                RETURN QUERY SELECT unnest(listed);
+                RETURN;
+            END IF;
+            -- Below the window, the word's list merged with each started word's, both newest first
+            -- (no sort), each merge stopping at its wanted-th match; a started word of few papers
+            -- looked up in the word's list instead (a merge would walk the word's list down to
+            -- that word's oldest paper). Once wanted are found, the next words are read only above
+            -- the oldest of them: the long lists first, so that this bound rises early.
+            found := cardinality(listed);
+            RETURN QUERY SELECT unnest(listed);
+            PERFORM set_config('enable_nestloop', 'off', true);
+            PERFORM set_config('enable_mergejoin', 'on', true);
+            listed := '{{}}';
+            lowest := 0;
+            wanted := wanted - found;
+            FOR term, n IN
+                SELECT s.word, (
+                    SELECT count(*) FROM (
+                        SELECT 1 FROM {TITLE_WORDS} AS t
+                        WHERE t.word = s.word LIMIT {LOOKED_UP_LIST} + 1
+                    ) AS c
+                ) AS papers
+                FROM unnest(started) AS s(word) ORDER BY 2 DESC
+            LOOP
+                IF n > {LOOKED_UP_LIST} THEN
+                    listed := listed || ARRAY(
+                        SELECT a.paper_id
+                        FROM {TITLE_WORDS} AS a JOIN {TITLE_WORDS} AS b ON b.paper_id = a.paper_id
+                        WHERE a.word = shortest AND b.word = term
+                          AND a.paper_id > lowest AND b.paper_id > lowest
+                          AND a.paper_id < window_start AND b.paper_id < window_start
+                        ORDER BY a.paper_id DESC LIMIT wanted
+                    );
+                ELSE
+                    listed := listed || ARRAY(
+                        SELECT b.paper_id FROM {TITLE_WORDS} AS b
+                        WHERE b.word = term AND b.paper_id > lowest AND b.paper_id < window_start
+                          AND (
+                              SELECT 1 FROM {TITLE_WORDS} AS a
+                              WHERE a.word = shortest AND a.paper_id = b.paper_id
+                          ) IS NOT NULL
+                        ORDER BY b.paper_id DESC LIMIT wanted
+                    );
+                END IF;
+                IF cardinality(listed) >= wanted THEN
+                    listed := ARRAY(
+                        SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC
+                    );
+                    IF cardinality(listed) >= wanted THEN
+                        listed := listed[1:wanted];
+                        lowest := listed[wanted];
+                    END IF;
+                END IF;
+            END LOOP;
+            RETURN QUERY
+                SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC LIMIT wanted;
+            RETURN;
+        END IF;
+        -- 4. A prefix of few entries.
+        IF n <= {LOOKED_UP_PREFIX} THEN
+            -- Few papers with the prefix: its papers newest first, each looked up in the word's
+            -- list (one B-tree descent), until the wanted-th match.
+            RETURN QUERY
+                SELECT c.id
+                FROM (
+                    -- Sorted first, the lookups after (OFFSET 0 keeps them out of the sort's
+                    -- input).
+                    SELECT DISTINCT t.paper_id AS id FROM {TITLE_WORDS} AS t
+                    WHERE t.word >= stem AND t.word < bound
+                    ORDER BY 1 DESC OFFSET 0
+                ) AS c
+                WHERE EXISTS (
+                    SELECT 1 FROM {TITLE_WORDS} AS x WHERE x.word = shortest AND x.paper_id = c.id
+                )
+                ORDER BY c.id DESC LIMIT wanted;
+            RETURN;
+        END IF;
+        IF n <= {RARE_PREFIX} THEN
+            -- A prefix of many words but not many papers: its papers sorted, merged with the
+            -- word's list (which lookups would beat only for a word far more common than the
+            -- prefix, and then by little).
+            PERFORM set_config('enable_nestloop', 'off', true);
+            PERFORM set_config('enable_mergejoin', 'on', true);
+            RETURN QUERY
+                SELECT a.paper_id
+                FROM (
+                    SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                    WHERE t.word = shortest ORDER BY t.paper_id DESC
+                ) AS a
+                JOIN (
+                    SELECT DISTINCT t.paper_id FROM {TITLE_WORDS} AS t
+                    WHERE t.word >= stem AND t.word < bound ORDER BY 1 DESC
+                ) AS b ON b.paper_id = a.paper_id
+                ORDER BY a.paper_id DESC LIMIT wanted;
+            RETURN;
+        END IF;
+        -- 5. A common prefix of many words after a word of a few thousand papers: its list is read
+        -- whole (below).
+        EXIT ways WHEN fewest <= {CHECKED_WORD};
+
+        -- 6. A common word and a common prefix: the word's newest papers, each checked, at most
+        -- CHECK_LIMIT of them, the banded plan below those; or a wider window of them.
+        SELECT max(p.id) INTO newest FROM papers AS p;
+        prefixed := coalesce(prefixed, hotpapers_estimate(prefix, true));
+        IF newest IS NOT NULL
+           AND wanted::double precision * newest <= {CHECKS_EXPECTED} * prefixed THEN
+            listed := ARRAY(
                 SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest ORDER BY t.paper_id DESC
-            ) AS c
-            JOIN papers AS p ON p.id = c.paper_id
-            WHERE ts_match_vq(p.title_vector, query)
-            ORDER BY c.paper_id DESC LIMIT wanted;
-        RETURN;
-    END IF;
-    IF cardinality(others) > 0 THEN
-        -- Several words of many papers each: their intersection may be rare among any list's
-        -- papers or the prefix's, which the banded plan's GIN reads serve better.
+                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {CHECK_LIMIT}
+            );
+            RETURN QUERY
+                SELECT p.id
+                FROM (
+                    -- The papers listed, read again in order (the bounds keep the list's window
+                    -- should a paper have been stored since).
+                    SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                    WHERE t.word = shortest
+                      AND t.paper_id <= listed[1] AND t.paper_id >= listed[cardinality(listed)]
+                    ORDER BY t.paper_id DESC
+                ) AS c
+                JOIN papers AS p ON p.id = c.paper_id
+                WHERE ts_match_vq(p.title_vector, query)
+                ORDER BY c.paper_id DESC LIMIT wanted;
+            GET DIAGNOSTICS found = ROW_COUNT;
+            -- Done with the suggestions wanted, or with every paper of the list.
+            IF found >= wanted OR cardinality(listed) < {CHECK_LIMIT} THEN
+                RETURN;
+            END IF;
+            RETURN QUERY
+                SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b
+                WHERE b.id < listed[{CHECK_LIMIT}]
+                ORDER BY b.id DESC LIMIT wanted - found;
+            RETURN;
+        END IF;
+        -- A common word and a common prefix of up to PREFIX_WORDS words: the word's newest papers,
+        -- those with a started word among them.
+        started := hotpapers_started_words(stem, bound, {PREFIX_WORDS} + 1);
+        IF cardinality(started) <= {PREFIX_WORDS} THEN
+            window_start := (
+                SELECT min(w.paper_id) FROM (
+                    SELECT t.paper_id FROM {TITLE_WORDS} AS t
+                    WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WIDE_WINDOW}
+                ) AS w
+            );
+            listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
+            IF cardinality(listed) >= wanted THEN
+                RETURN QUERY SELECT unnest(listed);
+                RETURN;
+            END IF;
+        END IF;
+
+        -- Else the banded plan.
         RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
         RETURN;
-    END IF;
+    END ways;
 
-    -- 3. One word of more papers, and the words the prefix starts, when they are few (the
-    -- started words are counted up to one more, to tell).
-    started := hotpapers_started_words(stem, bound, {MERGED_WORDS} + 1);
-    -- The prefix's entries, counted up to the most that its papers are looked up for (not
-    -- when it starts many words and the planner knows it to be common: `st`, 200,000).
-    IF cardinality(started) > {MERGED_WORDS} THEN
-        prefixed := hotpapers_estimate(prefix, true);
-    END IF;
-    IF prefixed > {RARE_PREFIX} OR (fewest <= {CHECKED_WORD} AND prefixed > {RARE_PREFIX} / 2) THEN
-        -- (a word's list short enough to check costs less than counting a likely long prefix)
-        n := {RARE_PREFIX} + 1;
-    ELSE
-        SELECT count(*) INTO n FROM (
-            SELECT 1 FROM {TITLE_WORDS} AS t WHERE t.word >= stem AND t.word < bound
-            LIMIT CASE
-                WHEN cardinality(started) <= {MERGED_WORDS} THEN {LOOKED_UP_PREFIX}
-                ELSE {RARE_PREFIX}
-            END + 1
-        ) AS c;
-    END IF;
-    IF cardinality(started) <= {MERGED_WORDS} AND n > {LOOKED_UP_PREFIX} THEN
-        -- First the word's newest WINDOW papers (all of them, when twice that at most), those
-        -- with a started word among them: enough when the matches are not rare.
-        window_start := CASE WHEN fewest <= 2 * {WINDOW} THEN 0 ELSE (
-            SELECT min(w.paper_id) FROM (
-                SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WINDOW}
-            ) AS w
-        ) END;
-        listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
-        IF cardinality(listed) >= wanted OR window_start = 0 THEN
-            RETURN QUERY SELECT unnest(listed);
-            RETURN;
-        END IF;
-        -- Below the window, the word's list merged with each started word's, both newest first
-        -- (no sort), each merge stopping at its wanted-th match; a started word of few papers
-        -- looked up in the word's list instead (a merge would walk the word's list down to
-        -- that word's oldest paper). Once wanted are found, the next words are read only above
-        -- the oldest of them: the long lists first, so that this bound rises early.
-        found := cardinality(listed);
-        RETURN QUERY SELECT unnest(listed);
-        PERFORM set_config('enable_nestloop', 'off', true);
-        PERFORM set_config('enable_mergejoin', 'on', true);
-        listed := '{{}}';
-        lowest := 0;
-        wanted := wanted - found;
-        FOR term, n IN
-            SELECT s.word, (
-                SELECT count(*) FROM (
-                    SELECT 1 FROM {TITLE_WORDS} AS t
-                    WHERE t.word = s.word LIMIT {LOOKED_UP_LIST} + 1
-                ) AS c
-            ) AS papers
-            FROM unnest(started) AS s(word) ORDER BY 2 DESC
-        LOOP
-            IF n > {LOOKED_UP_LIST} THEN
-                listed := listed || ARRAY(
-                    SELECT a.paper_id
-                    FROM {TITLE_WORDS} AS a JOIN {TITLE_WORDS} AS b ON b.paper_id = a.paper_id
-                    WHERE a.word = shortest AND b.word = term
-                      AND a.paper_id > lowest AND b.paper_id > lowest
-                      AND a.paper_id < window_start AND b.paper_id < window_start
-                    ORDER BY a.paper_id DESC LIMIT wanted
-                );
-            ELSE
-                listed := listed || ARRAY(
-                    SELECT b.paper_id FROM {TITLE_WORDS} AS b
-                    WHERE b.word = term AND b.paper_id > lowest AND b.paper_id < window_start
-                      AND (
-                          SELECT 1 FROM {TITLE_WORDS} AS a
-                          WHERE a.word = shortest AND a.paper_id = b.paper_id
-                      ) IS NOT NULL
-                    ORDER BY b.paper_id DESC LIMIT wanted
-                );
-            END IF;
-            IF cardinality(listed) >= wanted THEN
-                listed := ARRAY(SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC);
-                IF cardinality(listed) >= wanted THEN
-                    listed := listed[1:wanted];
-                    lowest := listed[wanted];
-                END IF;
-            END IF;
-        END LOOP;
-        RETURN QUERY SELECT DISTINCT u.id FROM unnest(listed) AS u(id) ORDER BY 1 DESC LIMIT wanted;
-        RETURN;
-    END IF;
-    -- 4. A prefix of few entries.
-    IF n <= {LOOKED_UP_PREFIX} THEN
-        -- Few papers with the prefix: its papers newest first, each looked up in the word's
-        -- list (one B-tree descent), until the wanted-th match.
-        RETURN QUERY
-            SELECT c.id
-            FROM (
-                -- Sorted first, the lookups after (OFFSET 0 keeps them out of the sort's
-                -- input).
-                SELECT DISTINCT t.paper_id AS id FROM {TITLE_WORDS} AS t
-                WHERE t.word >= stem AND t.word < bound
-                ORDER BY 1 DESC OFFSET 0
-            ) AS c
-            WHERE EXISTS (
-                SELECT 1 FROM {TITLE_WORDS} AS x WHERE x.word = shortest AND x.paper_id = c.id
-            )
-            ORDER BY c.id DESC LIMIT wanted;
-        RETURN;
-    END IF;
-    IF n <= {RARE_PREFIX} THEN
-        -- A prefix of many words but not many papers: its papers sorted, merged with the
-        -- word's list (which lookups would beat only for a word far more common than the
-        -- prefix, and then by little).
-        PERFORM set_config('enable_nestloop', 'off', true);
-        PERFORM set_config('enable_mergejoin', 'on', true);
-        RETURN QUERY
-            SELECT a.paper_id
-            FROM (
-                SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest ORDER BY t.paper_id DESC
-            ) AS a
-            JOIN (
-                SELECT DISTINCT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word >= stem AND t.word < bound ORDER BY 1 DESC
-            ) AS b ON b.paper_id = a.paper_id
-            ORDER BY a.paper_id DESC LIMIT wanted;
-        RETURN;
-    END IF;
-    -- 5. A common prefix of many words after a word of a few thousand papers: the word's list
-    -- newest first, each paper checked against the query.
-    IF fewest <= {CHECKED_WORD} THEN
-        RETURN QUERY
-            SELECT c.paper_id
-            FROM (
-                SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest ORDER BY t.paper_id DESC
-            ) AS c
-            JOIN papers AS p ON p.id = c.paper_id
-            WHERE ts_match_vq(p.title_vector, query)
-            ORDER BY c.paper_id DESC LIMIT wanted;
-        RETURN;
-    END IF;
-
-    -- 6. A common word and a common prefix: the word's newest papers, each checked, at most
-    -- CHECK_LIMIT of them, the banded plan below those; or a wider window of them.
-    SELECT max(p.id) INTO newest FROM papers AS p;
-    prefixed := coalesce(prefixed, hotpapers_estimate(prefix, true));
-    IF newest IS NOT NULL AND wanted::double precision * newest <= {CHECKS_EXPECTED} * prefixed THEN
-        listed := ARRAY(
+    -- A word's list short enough to read whole (2 and 5): newest first, each paper checked
+    -- against the query.
+    RETURN QUERY
+        SELECT c.paper_id
+        FROM (
             SELECT t.paper_id FROM {TITLE_WORDS} AS t
-            WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {CHECK_LIMIT}
-        );
-        RETURN QUERY
-            SELECT p.id
-            FROM (
-                -- The papers listed, read again in order (the bounds keep the list's window
-                -- should a paper have been stored since).
-                SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest
-                  AND t.paper_id <= listed[1] AND t.paper_id >= listed[cardinality(listed)]
-                ORDER BY t.paper_id DESC
-            ) AS c
-            JOIN papers AS p ON p.id = c.paper_id
-            WHERE ts_match_vq(p.title_vector, query)
-            ORDER BY c.paper_id DESC LIMIT wanted;
-        GET DIAGNOSTICS found = ROW_COUNT;
-        -- Done with the suggestions wanted, or with every paper of the list.
-        IF found >= wanted OR cardinality(listed) < {CHECK_LIMIT} THEN
-            RETURN;
-        END IF;
-        RETURN QUERY
-            SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b
-            WHERE b.id < listed[{CHECK_LIMIT}]
-            ORDER BY b.id DESC LIMIT wanted - found;
-        RETURN;
-    END IF;
-    -- A common word and a common prefix of up to PREFIX_WORDS words: the word's newest papers,
-    -- those with a started word among them.
-    started := hotpapers_started_words(stem, bound, {PREFIX_WORDS} + 1);
-    IF cardinality(started) <= {PREFIX_WORDS} THEN
-        window_start := (
-            SELECT min(w.paper_id) FROM (
-                SELECT t.paper_id FROM {TITLE_WORDS} AS t
-                WHERE t.word = shortest ORDER BY t.paper_id DESC LIMIT {WIDE_WINDOW}
-            ) AS w
-        );
-        listed := hotpapers_window_matches(shortest, started, query, wanted, window_start);
-        IF cardinality(listed) >= wanted THEN
-            RETURN QUERY SELECT unnest(listed);
-            RETURN;
-        END IF;
-    END IF;
-
-    -- Else the banded plan.
-    RETURN QUERY SELECT b.id FROM {BANDED}(query, anchor, prefix, wanted) AS b;
+            WHERE t.word = shortest ORDER BY t.paper_id DESC
+        ) AS c
+        JOIN papers AS p ON p.id = c.paper_id
+        WHERE ts_match_vq(p.title_vector, query)
+        ORDER BY c.paper_id DESC LIMIT wanted;
 END
 $fn$
 """  # noqa: S608 - constants only
